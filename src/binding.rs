@@ -1,0 +1,583 @@
+//! The binding of a request to the connection that serves it: all of it is in this file.
+//!
+//! # Invariants
+//!
+//! 1. **One context per traced request.** A request with a trace has one [`RequestCtx`], owned
+//!    by the request side only: the response future, the request body and the response body hold
+//!    it strongly. The connection side (the IO wrapper, hyper's 1xx callback) holds only a
+//!    [`Weak`], so a pooled idle connection never keeps a trace alive. A request without a trace
+//!    has no context and allocates nothing.
+//! 2. **Events of one request are delivered one at a time, in the order they are emitted.**
+//!    [`RequestCtx::emit`] holds the request's lock while its hooks run. Each event carries the
+//!    [`Instant`] it happened at, which may precede its delivery.
+//! 3. **Dial events go to the request whose task called the connector.** hyper-util calls the
+//!    connector lazily, inside the task that polls the response future. The response future sets
+//!    [`CURRENT_REQUEST`] around every poll; the connector reads it in `call()` and keeps it in a
+//!    [`DialCtx`] for the whole connect, and sets [`CURRENT_DIAL`] around every poll of the
+//!    connect future, where the resolver reads it. So a connect spawned to finish in the
+//!    background (an idle connection won the race) still reports to the request that started it.
+//! 4. **An exchange is bound on the connection's task, before its first byte is written.** hyper's
+//!    HTTP/1 dispatcher takes the next request off its queue and calls `is_end_stream()` on its
+//!    body (our [`RequestBody`](crate::RequestBody)) right before it writes the head, in the same
+//!    poll of the connection task. The body deposits a [`Handoff`] in a thread-local; the IO
+//!    wrapper takes it at its next write on that thread, so exchange *k* of a connection is bound
+//!    to exactly the request whose bytes it writes, whatever the scheduling: no guessing by "who
+//!    is current now". A handoff is accepted only at an exchange boundary (the first exchange, or
+//!    after the previous one read response bytes), and a request binds at most once per attempt.
+//! 5. **Every Start has one Done.** DNS and connect starts are closed by their futures' completion
+//!    or, if dropped first, by a guard that reports [`Canceled`]. A request ends with exactly one
+//!    of `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use crate::error::{Canceled, SharedError};
+use crate::event::*;
+use crate::trace::ClientTrace;
+
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_conn_id() -> u64 {
+    NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The state of one traced request.
+pub(crate) struct RequestCtx {
+    id: u64,
+    trace: ClientTrace,
+    start: Instant,
+    /// The request body has been fully handed to hyper.
+    body_done: AtomicBool,
+    /// Nanoseconds after `start` of the last response bytes read for this exchange (0: none).
+    last_read: AtomicU64,
+    /// The connection reported EOF or an error while serving this request.
+    conn_broken: AtomicBool,
+    state: Mutex<ReqState>,
+}
+
+#[derive(Default)]
+struct ReqState {
+    /// The connection bound to this request's current attempt.
+    conn_id: Option<u64>,
+    /// The last failure seen on the wire for this request: the cause of its error.
+    cause: Option<SharedError>,
+    /// A terminal event was emitted.
+    finished: bool,
+}
+
+impl std::fmt::Debug for RequestCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestCtx").field("id", &self.id).finish()
+    }
+}
+
+impl RequestCtx {
+    pub(crate) fn new(trace: ClientTrace) -> Arc<Self> {
+        Arc::new(Self {
+            id: NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
+            trace,
+            start: Instant::now(),
+            body_done: AtomicBool::new(false),
+            last_read: AtomicU64::new(0),
+            conn_broken: AtomicBool::new(false),
+            state: Mutex::new(ReqState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ReqState> {
+        // hooks run under this lock and are contained with catch_unwind, but never panic on poison
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delivers one event to the request's hooks (invariant 2).
+    pub(crate) fn emit(&self, event: Event) {
+        let mut st = self.lock();
+        self.note(&mut st, &event);
+        self.trace.emit(&event);
+    }
+
+    /// Emits a terminal event, unless one was emitted already.
+    pub(crate) fn finish(&self, event: Event) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        st.finished = true;
+        self.note(&mut st, &event);
+        self.trace.emit(&event);
+    }
+
+    fn note(&self, st: &mut ReqState, event: &Event) {
+        match event {
+            Event::DnsDone(DnsDoneInfo { error: Some(e), .. })
+            | Event::ConnectDone(ConnectDoneInfo { error: Some(e), .. })
+            | Event::WroteRequest(WroteRequestInfo { error: Some(e), .. })
+            | Event::ConnectionClosed(ConnectionClosedInfo { error: Some(e), .. }) => {
+                st.cause = Some(e.clone())
+            }
+            Event::GotConn(info) => st.conn_id = Some(info.conn_id),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn cause(&self) -> Option<SharedError> {
+        self.lock().cause.clone()
+    }
+
+    pub(crate) fn conn_id(&self) -> Option<u64> {
+        self.lock().conn_id
+    }
+
+    pub(crate) fn set_body_done(&self) {
+        self.body_done.store(true, Ordering::Release);
+    }
+
+    /// When the last response bytes of this request's exchange were read.
+    pub(crate) fn last_read(&self) -> Option<Instant> {
+        match self.last_read.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(self.start + Duration::from_nanos(n)),
+        }
+    }
+
+    pub(crate) fn conn_broken(&self) -> bool {
+        self.conn_broken.load(Ordering::Acquire)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 3: the request whose task is polling, and the dial in progress.
+
+thread_local! {
+    static CURRENT_REQUEST: RefCell<Option<Arc<RequestCtx>>> = const { RefCell::new(None) };
+    static CURRENT_DIAL: RefCell<Option<Arc<DialCtx>>> = const { RefCell::new(None) };
+    static HANDOFF: Cell<Option<Handoff>> = const { Cell::new(None) };
+}
+
+fn scoped<T: Clone, R>(
+    key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+    value: &T,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore<T: 'static> {
+        key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+        prev: Option<T>,
+    }
+    impl<T: 'static> Drop for Restore<T> {
+        fn drop(&mut self) {
+            let prev = self.prev.take();
+            let _ = self.key.try_with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let prev = key.with(|c| c.borrow_mut().replace(value.clone()));
+    let _restore = Restore { key, prev };
+    f()
+}
+
+/// Runs `f` with `ctx` as the request whose task is polling.
+pub(crate) fn with_request<R>(ctx: &Arc<RequestCtx>, f: impl FnOnce() -> R) -> R {
+    scoped(&CURRENT_REQUEST, ctx, f)
+}
+
+pub(crate) fn current_request() -> Option<Arc<RequestCtx>> {
+    CURRENT_REQUEST.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` with `dial` as the connect in progress.
+pub(crate) fn with_dial<R>(dial: &Arc<DialCtx>, f: impl FnOnce() -> R) -> R {
+    scoped(&CURRENT_DIAL, dial, f)
+}
+
+pub(crate) fn current_dial() -> Option<Arc<DialCtx>> {
+    CURRENT_DIAL.with(|c| c.borrow().clone())
+}
+
+/// One traced connector call.
+#[derive(Debug)]
+pub(crate) struct DialCtx {
+    pub(crate) req: Arc<RequestCtx>,
+    call_at: Instant,
+    /// The port dialled, when the connector's request tells it.
+    port: Option<u16>,
+    state: Mutex<DialState>,
+}
+
+#[derive(Debug, Default)]
+struct DialState {
+    connect_started: bool,
+    connect_done: bool,
+    dns_failed: bool,
+}
+
+impl DialCtx {
+    pub(crate) fn new(req: Arc<RequestCtx>, port: Option<u16>) -> Arc<Self> {
+        Arc::new(Self {
+            req,
+            call_at: Instant::now(),
+            port,
+            state: Mutex::new(DialState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DialState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn request_id(&self) -> u64 {
+        self.req.id
+    }
+
+    /// ConnectStart, right away: the address is known without a lookup.
+    pub(crate) fn connect_start(&self, addr: Option<SocketAddr>) {
+        let mut st = self.lock();
+        if !st.connect_started {
+            st.connect_started = true;
+            drop(st);
+            self.req.emit(Event::ConnectStart(ConnectStartInfo {
+                at: Instant::now(),
+                network: "tcp",
+                addr,
+            }));
+        }
+    }
+
+    pub(crate) fn dns_start(&self, host: &str) {
+        self.req.emit(Event::DnsStart(DnsStartInfo {
+            at: Instant::now(),
+            host: host.to_owned(),
+        }));
+    }
+
+    /// DNSDone; on success the connect starts right after it.
+    pub(crate) fn dns_done(&self, result: Result<Vec<SocketAddr>, SharedError>) {
+        let at = Instant::now();
+        let mut st = self.lock();
+        match result {
+            Ok(addrs) => {
+                let start = !st.connect_started;
+                st.connect_started = true;
+                drop(st);
+                let addr = match (addrs.as_slice(), self.port) {
+                    ([only], Some(port)) => Some(SocketAddr::new(only.ip(), port)),
+                    _ => None,
+                };
+                let addrs = addrs.iter().map(SocketAddr::ip).collect();
+                self.req.emit(Event::DnsDone(DnsDoneInfo {
+                    at,
+                    addrs,
+                    error: None,
+                }));
+                if start {
+                    self.req.emit(Event::ConnectStart(ConnectStartInfo {
+                        at,
+                        network: "tcp",
+                        addr,
+                    }));
+                }
+            }
+            Err(error) => {
+                st.dns_failed = true;
+                drop(st);
+                self.req.emit(Event::DnsDone(DnsDoneInfo {
+                    at,
+                    addrs: Vec::new(),
+                    error: Some(error),
+                }));
+            }
+        }
+    }
+
+    /// ConnectDone (preceded by ConnectStart if nothing started it). After a failed lookup there
+    /// was no connect: nothing is emitted, as in Go.
+    pub(crate) fn connect_done(
+        &self,
+        result: Result<(Option<SocketAddr>, Option<SocketAddr>, u64), SharedError>,
+    ) {
+        let at = Instant::now();
+        let mut st = self.lock();
+        if st.connect_done {
+            return;
+        }
+        st.connect_done = true;
+        if st.dns_failed && result.is_err() {
+            return;
+        }
+        let start = !st.connect_started;
+        st.connect_started = true;
+        drop(st);
+        if start {
+            self.req.emit(Event::ConnectStart(ConnectStartInfo {
+                at: self.call_at,
+                network: "tcp",
+                addr: None,
+            }));
+        }
+        let info = match result {
+            Ok((addr, local_addr, conn_id)) => ConnectDoneInfo {
+                at,
+                network: "tcp",
+                addr,
+                local_addr,
+                conn_id: Some(conn_id),
+                error: None,
+            },
+            Err(error) => ConnectDoneInfo {
+                at,
+                network: "tcp",
+                addr: None,
+                local_addr: None,
+                conn_id: None,
+                error: Some(error),
+            },
+        };
+        self.req.emit(Event::ConnectDone(info));
+    }
+
+    /// The connect future was dropped before it finished.
+    pub(crate) fn connect_canceled(&self) {
+        let st = self.lock();
+        if st.connect_started && !st.connect_done {
+            drop(st);
+            self.connect_done(Err(SharedError::new(Canceled::new("connect"))));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 4: the handoff of a request to its connection's next exchange.
+
+/// What a request body leaves for the connection that is about to write it.
+pub(crate) enum Handoff {
+    Untraced,
+    Traced(Weak<RequestCtx>),
+}
+
+/// Called by the request body when hyper's dispatcher first looks at it.
+pub(crate) fn hand_off(ctx: Option<&Arc<RequestCtx>>) {
+    let h = match ctx {
+        Some(ctx) => Handoff::Traced(Arc::downgrade(ctx)),
+        None => Handoff::Untraced,
+    };
+    HANDOFF.with(|c| c.set(Some(h)));
+}
+
+fn take_handoff() -> Option<Handoff> {
+    HANDOFF.try_with(|c| c.take()).ok().flatten()
+}
+
+/// What one connection knows of itself and of the exchange in progress. Owned by the IO wrapper
+/// (the connection task): no lock.
+#[derive(Debug)]
+pub(crate) struct ConnSide {
+    conn_id: u64,
+    created: Instant,
+    /// The request that dialled it, if traced.
+    dialled_for: Option<u64>,
+    addrs: Option<(Option<SocketAddr>, Option<SocketAddr>)>,
+    exchanges: u64,
+    /// When it last read response bytes (or was created): the start of its idle time.
+    idle_since: Instant,
+    /// The exchange in progress read response bytes.
+    read_in_exchange: bool,
+    exchange: Option<Exchange>,
+    error: Option<SharedError>,
+}
+
+#[derive(Debug)]
+struct Exchange {
+    req: Weak<RequestCtx>,
+    wrote_headers: bool,
+    wrote_request: bool,
+    first_byte: bool,
+}
+
+impl ConnSide {
+    pub(crate) fn new(conn_id: u64, dialled_for: Option<u64>) -> Self {
+        let now = Instant::now();
+        Self {
+            conn_id,
+            created: now,
+            dialled_for,
+            addrs: None,
+            exchanges: 0,
+            idle_since: now,
+            read_in_exchange: false,
+            exchange: None,
+            error: None,
+        }
+    }
+
+    pub(crate) fn conn_id(&self) -> u64 {
+        self.conn_id
+    }
+
+    /// Before a write: bind the next exchange if a request was just handed off.
+    /// `addrs` gives (remote, local) when a traced exchange first needs them.
+    pub(crate) fn before_write(
+        &mut self,
+        addrs: impl FnOnce() -> (Option<SocketAddr>, Option<SocketAddr>),
+    ) {
+        let Some(handoff) = take_handoff() else {
+            return;
+        };
+        let at_boundary = self.exchanges == 0 || self.read_in_exchange;
+        if !at_boundary {
+            return;
+        }
+        let index = self.exchanges;
+        self.exchanges += 1;
+        self.read_in_exchange = false;
+        self.exchange = None;
+        let Handoff::Traced(weak) = handoff else {
+            return;
+        };
+        let Some(ctx) = weak.upgrade() else { return };
+        let at = Instant::now();
+        let (remote_addr, local_addr) = *self.addrs.get_or_insert_with(addrs);
+        let reused = index > 0;
+        let was_idle = reused || self.dialled_for != Some(ctx.id);
+        let idle_time = if was_idle {
+            at.saturating_duration_since(self.idle_since)
+        } else {
+            Duration::ZERO
+        };
+        ctx.last_read.store(0, Ordering::Release);
+        ctx.emit(Event::GotConn(GotConnInfo {
+            at,
+            reused,
+            was_idle,
+            idle_time,
+            conn_id: self.conn_id,
+            local_addr,
+            remote_addr,
+        }));
+        self.exchange = Some(Exchange {
+            req: weak,
+            wrote_headers: false,
+            wrote_request: false,
+            first_byte: false,
+        });
+    }
+
+    /// A flush completed: headers and, once the body is done, the request are on the wire.
+    pub(crate) fn flushed(&mut self) {
+        let Some(ex) = self.exchange.as_mut() else {
+            return;
+        };
+        if ex.wrote_request {
+            return;
+        }
+        let Some(ctx) = ex.req.upgrade() else { return };
+        let at = Instant::now();
+        if !ex.wrote_headers {
+            ex.wrote_headers = true;
+            ctx.emit(Event::WroteHeaders(WroteHeadersInfo { at }));
+        }
+        if ctx.body_done.load(Ordering::Acquire) {
+            ex.wrote_request = true;
+            ctx.emit(Event::WroteRequest(WroteRequestInfo { at, error: None }));
+        }
+    }
+
+    /// A write or flush failed.
+    pub(crate) fn write_failed(&mut self, err: &std::io::Error) {
+        let error = crate::error::copy_io_error(err);
+        self.error = Some(error.clone());
+        let Some(ex) = self.exchange.as_mut() else {
+            return;
+        };
+        if ex.wrote_request {
+            return;
+        }
+        ex.wrote_request = true;
+        if let Some(ctx) = ex.req.upgrade() {
+            ctx.conn_broken.store(true, Ordering::Release);
+            ctx.emit(Event::WroteRequest(WroteRequestInfo {
+                at: Instant::now(),
+                error: Some(error),
+            }));
+        }
+    }
+
+    /// A read completed with `n` bytes (0: end of stream).
+    pub(crate) fn read(&mut self, n: usize) {
+        if n == 0 {
+            self.mark_broken();
+            return;
+        }
+        let at = Instant::now();
+        self.idle_since = at;
+        self.read_in_exchange = true;
+        let Some(ex) = self.exchange.as_mut() else {
+            return;
+        };
+        let Some(ctx) = ex.req.upgrade() else { return };
+        let offset = at.saturating_duration_since(ctx.start).as_nanos().max(1);
+        ctx.last_read
+            .store(u64::try_from(offset).unwrap_or(u64::MAX), Ordering::Release);
+        if !ex.first_byte {
+            ex.first_byte = true;
+            ctx.emit(Event::GotFirstResponseByte(GotFirstResponseByteInfo { at }));
+        }
+    }
+
+    /// A read failed.
+    pub(crate) fn read_failed(&mut self, err: &std::io::Error) {
+        let error = crate::error::copy_io_error(err);
+        self.error = Some(error.clone());
+        if let Some(ctx) = self.exchange.as_ref().and_then(|ex| ex.req.upgrade()) {
+            ctx.lock().cause = Some(error);
+        }
+        self.mark_broken();
+    }
+
+    fn mark_broken(&mut self) {
+        if let Some(ctx) = self.exchange.as_ref().and_then(|ex| ex.req.upgrade()) {
+            ctx.conn_broken.store(true, Ordering::Release);
+        }
+    }
+
+    /// The connection is gone (its IO is dropped).
+    pub(crate) fn closed(&mut self) {
+        let Some(ctx) = self.exchange.take().and_then(|ex| ex.req.upgrade()) else {
+            return;
+        };
+        ctx.conn_broken.store(true, Ordering::Release);
+        let at = Instant::now();
+        ctx.emit(Event::ConnectionClosed(ConnectionClosedInfo {
+            at,
+            conn_id: self.conn_id,
+            requests: self.exchanges,
+            lifetime: at.saturating_duration_since(self.created),
+            error: self.error.take(),
+        }));
+    }
+}
+
+/// hyper's 1xx callback for a traced request.
+pub(crate) fn informational(
+    ctx: &Weak<RequestCtx>,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+) {
+    let Some(ctx) = ctx.upgrade() else { return };
+    let at = Instant::now();
+    if status == http::StatusCode::CONTINUE {
+        ctx.emit(Event::Got100Continue(Got100ContinueInfo { at }));
+    }
+    ctx.emit(Event::Got1xxResponse(Got1xxResponseInfo {
+        at,
+        status,
+        headers: headers.clone(),
+    }));
+}
+
+impl Drop for ConnSide {
+    fn drop(&mut self) {
+        self.closed();
+    }
+}

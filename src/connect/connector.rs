@@ -1,0 +1,201 @@
+use std::any::Any;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use hyper_util::client::legacy::connect::{Connection, HttpInfo};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::io::TracedIo;
+use crate::binding::{self, ConnSide, DialCtx};
+use crate::error::SharedError;
+
+/// Wraps a connector (`Service<Uri>`: hyper-util's `HttpConnector`, hyper-rustls, a mock) to
+/// report the connect of a traced request, and to wrap every connection in a [`TracedIo`].
+///
+/// The request type stays generic, so one wrapper serves any connector whose request is
+/// `'static`. A request with no trace pays one id per connection and nothing per request.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use httptrace::{RequestBody, TracingConnector};
+/// use hyper_util::client::legacy::{connect::HttpConnector, Client};
+/// use hyper_util::rt::TokioExecutor;
+///
+/// let client = Client::builder(TokioExecutor::new())
+///     .build::<_, RequestBody<Full<Bytes>>>(TracingConnector::new(HttpConnector::new()));
+/// # drop(client);
+/// ```
+#[derive(Debug, Clone)]
+pub struct TracingConnector<C> {
+    inner: C,
+}
+
+impl<C> TracingConnector<C> {
+    /// Wraps `inner`.
+    pub fn new(inner: C) -> Self {
+        Self { inner }
+    }
+
+    /// The inner connector.
+    pub fn get_ref(&self) -> &C {
+        &self.inner
+    }
+
+    /// The inner connector, mutably (to change its settings).
+    pub fn get_mut(&mut self) -> &mut C {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner connector.
+    pub fn into_inner(self) -> C {
+        self.inner
+    }
+}
+
+impl<C, R> Service<R> for TracingConnector<C>
+where
+    C: Service<R>,
+    C::Response: Connection,
+    C::Error: Into<Box<dyn StdError + Send + Sync>>,
+    R: 'static,
+{
+    type Response = TracedIo<C::Response>;
+    type Error = SharedError;
+    type Future = ConnectFuture<C::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(SharedError::new)
+    }
+
+    fn call(&mut self, dst: R) -> Self::Future {
+        let dial = binding::current_request().map(|req| {
+            let (port, literal) = target(&dst);
+            let dial = DialCtx::new(req, port);
+            if literal.is_some() {
+                dial.connect_start(literal);
+            }
+            dial
+        });
+        let inner = match &dial {
+            Some(dial) => binding::with_dial(dial, || self.inner.call(dst)),
+            None => self.inner.call(dst),
+        };
+        ConnectFuture {
+            inner,
+            dial: dial.map(DialGuard),
+        }
+    }
+}
+
+/// The port a connector's request dials, and the address when its host is an IP literal (no
+/// lookup will happen). Known for a `Uri`; other request types tell nothing.
+fn target(dst: &dyn Any) -> (Option<u16>, Option<SocketAddr>) {
+    let Some(uri) = dst.downcast_ref::<http::Uri>() else {
+        return (None, None);
+    };
+    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    });
+    let literal = uri.host().and_then(|host| {
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        host.parse::<IpAddr>().ok()
+    });
+    (Some(port), literal.map(|ip| SocketAddr::new(ip, port)))
+}
+
+/// Reports the connect as canceled if its future is dropped before it finished.
+#[derive(Debug)]
+struct DialGuard(Arc<DialCtx>);
+
+impl Drop for DialGuard {
+    fn drop(&mut self) {
+        self.0.connect_canceled();
+    }
+}
+
+pin_project! {
+    /// The future of [`TracingConnector`].
+    #[must_use = "futures do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct ConnectFuture<F> {
+        #[pin]
+        inner: F,
+        dial: Option<DialGuard>,
+    }
+}
+
+impl<F, T, E> Future for ConnectFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    T: Connection,
+    E: Into<Box<dyn StdError + Send + Sync>>,
+{
+    type Output = Result<TracedIo<T>, SharedError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(DialGuard(dial)) = this.dial.as_ref() else {
+            let io = ready!(this.inner.poll(cx)).map_err(SharedError::new)?;
+            let conn = ConnSide::new(binding::next_conn_id(), None);
+            return Poll::Ready(Ok(TracedIo::new(io, conn)));
+        };
+        let inner = this.inner;
+        let result = ready!(binding::with_dial(dial, || inner.poll(cx)));
+        Poll::Ready(match result {
+            Ok(io) => {
+                let conn_id = binding::next_conn_id();
+                let (remote, local) = addrs(&io);
+                dial.connect_done(Ok((remote, local, conn_id)));
+                let conn = ConnSide::new(conn_id, Some(dial.request_id()));
+                Ok(TracedIo::new(io, conn))
+            }
+            Err(err) => {
+                let err = SharedError::new(err);
+                dial.connect_done(Err(err.clone()));
+                Err(err)
+            }
+        })
+    }
+}
+
+/// The (remote, local) addresses a connection reports through hyper-util's [`HttpInfo`].
+pub(crate) fn addrs<T: Connection>(io: &T) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let mut ext = http::Extensions::new();
+    io.connected().get_extras(&mut ext);
+    match ext.get::<HttpInfo>() {
+        Some(info) => (Some(info.remote_addr()), Some(info.local_addr())),
+        None => (None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::target;
+
+    #[test]
+    fn ports_and_ip_literals() {
+        let uri = |s: &str| s.parse::<http::Uri>().unwrap();
+        let lit = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(
+            target(&uri("http://127.0.0.1:8080/")),
+            (Some(8080), lit("127.0.0.1:8080"))
+        );
+        assert_eq!(target(&uri("http://[::1]/")), (Some(80), lit("[::1]:80")));
+        assert_eq!(
+            target(&uri("https://10.0.0.1/")),
+            (Some(443), lit("10.0.0.1:443"))
+        );
+        assert_eq!(target(&uri("http://localhost:1/")), (Some(1), None));
+        assert_eq!(target(&"not a uri"), (None, None));
+    }
+}

@@ -1,0 +1,138 @@
+//! The errors httptrace creates and passes on.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// An error shared between the client, which gets it back, and an event that reports it.
+///
+/// httptrace wraps the errors of the connectors and resolvers it wraps in this type, so that the
+/// event (for example [`ConnectDone`](crate::Event::ConnectDone)) reports the very error the client
+/// sees. It is transparent: `Display` and `source()` are those of the original error, and
+/// [`SharedError::get_ref`] gives the original for downcasting.
+///
+/// ```
+/// use httptrace::SharedError;
+/// use std::error::Error as _;
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let err = SharedError::new(io);
+/// assert_eq!(err.to_string(), "refused");
+/// assert!(err.get_ref().downcast_ref::<std::io::Error>().is_some());
+/// assert!(err.source().is_none());
+/// ```
+#[derive(Clone)]
+pub struct SharedError {
+    inner: Arc<dyn StdError + Send + Sync + 'static>,
+}
+
+impl SharedError {
+    /// Wraps an error.
+    pub fn new(err: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        Self {
+            inner: Arc::from(err.into()),
+        }
+    }
+
+    /// The original error.
+    pub fn get_ref(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.inner
+    }
+}
+
+impl fmt::Debug for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.inner, f)
+    }
+}
+
+impl fmt::Display for SharedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.inner, f)
+    }
+}
+
+impl StdError for SharedError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.source()
+    }
+}
+
+/// Something was dropped before it finished: a request future, a response body, a connect attempt
+/// or a DNS lookup.
+///
+/// ```
+/// # async fn doc(rec: httptrace::Recorder) {
+/// use httptrace::{Canceled, Event};
+///
+/// for event in rec.events() {
+///     if let Some(err) = event.error() {
+///         if let Some(canceled) = err.downcast_ref::<Canceled>() {
+///             println!("{}: {canceled}", event.name());
+///         }
+///     }
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canceled {
+    what: &'static str,
+}
+
+impl Canceled {
+    pub(crate) const fn new(what: &'static str) -> Self {
+        Self { what }
+    }
+
+    /// What was dropped, e.g. `"response body"`.
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+}
+
+impl fmt::Display for Canceled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} dropped before it finished", self.what)
+    }
+}
+
+impl StdError for Canceled {}
+
+/// The error of a request that failed, as reported by [`RequestFailed`](crate::Event::RequestFailed).
+///
+/// Its `Display` is the client's error with its chain of causes; `source()` is the cause that
+/// httptrace observed for this request (the connect or DNS error, an I/O error on the wire), when
+/// there is one.
+#[derive(Debug, Clone)]
+pub struct RequestError {
+    message: String,
+    cause: Option<SharedError>,
+}
+
+impl RequestError {
+    pub(crate) fn new(message: String, cause: Option<SharedError>) -> Self {
+        Self { message, cause }
+    }
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for RequestError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.cause
+            .as_ref()
+            .map(|c| c.get_ref() as &(dyn StdError + 'static))
+    }
+}
+
+/// A faithful copy of an I/O error, for an event, while the original goes on to hyper.
+pub(crate) fn copy_io_error(err: &std::io::Error) -> SharedError {
+    match err.raw_os_error() {
+        Some(code) => SharedError::new(std::io::Error::from_raw_os_error(code)),
+        None => SharedError::new(std::io::Error::new(err.kind(), err.to_string())),
+    }
+}

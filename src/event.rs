@@ -1,0 +1,345 @@
+//! The events, one info struct each.
+//!
+//! Every info carries `at`, the [`Instant`] at which the event happened on the wire or in the
+//! client, which can be earlier than the moment a hook receives it (an event observed on the
+//! connection's task can be delivered later, on the request's).
+
+use std::error::Error as StdError;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, StatusCode, Version};
+
+use crate::error::SharedError;
+
+/// `GetConn`: the request is about to get a connection, from the pool or by dialling.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GetConnInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The `host:port` the request is for.
+    pub host_port: String,
+}
+
+/// `DNSStart`: a name lookup starts (not for IP literals).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DnsStartInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The name looked up.
+    pub host: String,
+}
+
+/// `DNSDone`: the name lookup ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DnsDoneInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The addresses found, in the resolver's order (empty on error).
+    pub addrs: Vec<IpAddr>,
+    /// The resolver's error, or [`Canceled`](crate::Canceled) if the lookup was dropped.
+    pub error: Option<SharedError>,
+}
+
+/// `ConnectStart`: the connector starts connecting.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectStartInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// `"tcp"`.
+    pub network: &'static str,
+    /// The address dialled, when it is known before dialling: an IP literal, or the only address
+    /// the lookup returned.
+    pub addr: Option<SocketAddr>,
+}
+
+/// `ConnectDone`: the connector finished, with a connection or an error.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectDoneInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// `"tcp"`.
+    pub network: &'static str,
+    /// The remote address connected to (when the connection reports it).
+    pub addr: Option<SocketAddr>,
+    /// The local address of the new connection (when the connection reports it).
+    pub local_addr: Option<SocketAddr>,
+    /// The id of the new connection, as [`GotConnInfo::conn_id`] will name it.
+    pub conn_id: Option<u64>,
+    /// The connector's error, or [`Canceled`](crate::Canceled) if the connect was dropped.
+    pub error: Option<SharedError>,
+}
+
+/// `GotConn`: the request got its connection; nothing is written yet.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GotConnInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The connection carried requests before this one.
+    pub reused: bool,
+    /// The connection came from the idle pool (it was not dialled for this request, or it served
+    /// others before).
+    pub was_idle: bool,
+    /// How long it sat idle (zero when not idle).
+    pub idle_time: Duration,
+    /// The connection's id, unique in the process.
+    pub conn_id: u64,
+    /// The local address, when the connection reports it.
+    pub local_addr: Option<SocketAddr>,
+    /// The remote address, when the connection reports it.
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// `WroteHeaders`: the request line and headers are written to the connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WroteHeadersInfo {
+    /// When it happened.
+    pub at: Instant,
+}
+
+/// `WroteRequest`: the whole request (headers and body) is written, or writing it failed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WroteRequestInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The write error, if writing failed.
+    pub error: Option<SharedError>,
+}
+
+/// `Got100Continue`: the server answered `100 Continue`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Got100ContinueInfo {
+    /// When it happened.
+    pub at: Instant,
+}
+
+/// `Got1xxResponse`: an informational response (`100 Continue` included, `103 Early Hints`...).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Got1xxResponseInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+}
+
+/// `GotFirstResponseByte`: the first byte of the response was read from the connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GotFirstResponseByteInfo {
+    /// When it happened.
+    pub at: Instant,
+}
+
+/// `ResponseHeaders` (beyond Go): the response head reached the caller.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ResponseHeadersInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The response status.
+    pub status: StatusCode,
+    /// The response version.
+    pub version: Version,
+}
+
+/// `ResponseBodyDone` (beyond Go): the response body ended, failed, or was dropped before its end.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ResponseBodyDoneInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The body bytes the caller received.
+    pub bytes: u64,
+    /// The body's error, or [`Canceled`](crate::Canceled) if it was dropped before its end.
+    pub error: Option<SharedError>,
+}
+
+/// `PutIdleConn`: the connection went back to the idle pool after this request.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PutIdleConnInfo {
+    /// When it happened: the end of the response was read from the connection.
+    pub at: Instant,
+    /// The connection's id.
+    pub conn_id: u64,
+}
+
+/// `RequestFailed` (beyond Go): the client returned an error instead of a response.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RequestFailedInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The error (a [`RequestError`](crate::RequestError)).
+    pub error: SharedError,
+}
+
+/// `RequestCanceled` (beyond Go): the response future was dropped before it completed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RequestCanceledInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// A [`Canceled`](crate::Canceled).
+    pub error: SharedError,
+}
+
+/// `ConnectionClosed` (beyond Go): the connection that served this request closed.
+///
+/// Reported to the last request the connection served, if that request is still in progress.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionClosedInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The connection's id.
+    pub conn_id: u64,
+    /// How many requests it served.
+    pub requests: u64,
+    /// How long it lived.
+    pub lifetime: Duration,
+    /// The I/O error that ended it, if any.
+    pub error: Option<SharedError>,
+}
+
+macro_rules! events {
+    ($( $(#[$doc:meta])* $variant:ident($info:ident) => $method:ident, $name:literal, $err:ident; )*) => {
+        /// One event of a request's life, owned. See the [crate docs](crate#events) for when each
+        /// is called.
+        #[derive(Debug, Clone)]
+        #[non_exhaustive]
+        pub enum Event {
+            $( $(#[$doc])* $variant($info), )*
+        }
+
+        impl Event {
+            /// Go's hook name for Go's events (`"GetConn"`, `"DNSStart"`...), and httptrace's name
+            /// for the others (`"ResponseHeaders"`, `"ResponseBodyDone"`, `"RequestFailed"`,
+            /// `"RequestCanceled"`, `"ConnectionClosed"`).
+            ///
+            /// ```
+            /// use httptrace::Recorder;
+            /// let rec = Recorder::new();
+            /// let names: Vec<&str> = rec.events().iter().map(|e| e.name()).collect();
+            /// assert!(names.is_empty());
+            /// ```
+            pub fn name(&self) -> &'static str {
+                match self { $( Event::$variant(_) => $name, )* }
+            }
+
+            /// When it happened (not when it was delivered).
+            pub fn at(&self) -> Instant {
+                match self { $( Event::$variant(i) => i.at, )* }
+            }
+
+            /// The failure this event reports: `Some` exactly for the events that report one.
+            pub fn error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
+                match self { $( Event::$variant(i) => events!(@err i $err), )* }
+            }
+        }
+
+        /// The hooks of a [`ClientTrace`](crate::ClientTrace): one method per event, each a no-op
+        /// by default.
+        ///
+        /// Hooks run on whichever task observes the event (the request's, or the connection's
+        /// for events on the wire), one at a time and in order for a given request. They must
+        /// not block for long: a slow hook slows the connection it is called from.
+        ///
+        /// ```
+        /// use httptrace::{ClientTrace, GotConnInfo, Hooks};
+        ///
+        /// struct Reuse;
+        /// impl Hooks for Reuse {
+        ///     fn got_conn(&self, info: &GotConnInfo) {
+        ///         println!("connection {} reused: {}", info.conn_id, info.reused);
+        ///     }
+        /// }
+        /// let trace = ClientTrace::new(Reuse);
+        /// # drop(trace);
+        /// ```
+        pub trait Hooks: Send + Sync + 'static {
+            /// Called for every event; by default it calls the event's own method. Override it
+            /// to handle all events in one place (as [`Recorder`](crate::Recorder) does).
+            fn on_event(&self, event: &Event) {
+                match event { $( Event::$variant(i) => self.$method(i), )* }
+            }
+            $(
+                $(#[$doc])*
+                fn $method(&self, info: &$info) { let _ = info; }
+            )*
+        }
+    };
+    (@err $i:ident some) => { Some($i.error.get_ref()) };
+    (@err $i:ident opt) => { $i.error.as_ref().map(|e| e.get_ref()) };
+    (@err $i:ident none) => { { let _ = $i; None } };
+}
+
+events! {
+    /// `GetConn`: before a connection is taken from the pool or dialled.
+    GetConn(GetConnInfo) => get_conn, "GetConn", none;
+    /// `DNSStart`: a lookup starts (not for IP literals).
+    DnsStart(DnsStartInfo) => dns_start, "DNSStart", none;
+    /// `DNSDone`: the lookup ended.
+    DnsDone(DnsDoneInfo) => dns_done, "DNSDone", opt;
+    /// `ConnectStart`: a connect starts.
+    ConnectStart(ConnectStartInfo) => connect_start, "ConnectStart", none;
+    /// `ConnectDone`: the connect ended.
+    ConnectDone(ConnectDoneInfo) => connect_done, "ConnectDone", opt;
+    /// `GotConn`: the request got its connection.
+    GotConn(GotConnInfo) => got_conn, "GotConn", none;
+    /// `WroteHeaders`: the request headers are written.
+    WroteHeaders(WroteHeadersInfo) => wrote_headers, "WroteHeaders", none;
+    /// `WroteRequest`: the whole request is written (or writing failed).
+    WroteRequest(WroteRequestInfo) => wrote_request, "WroteRequest", opt;
+    /// `Got100Continue`: the server said `100 Continue`.
+    Got100Continue(Got100ContinueInfo) => got_100_continue, "Got100Continue", none;
+    /// `Got1xxResponse`: an informational response.
+    Got1xxResponse(Got1xxResponseInfo) => got_1xx_response, "Got1xxResponse", none;
+    /// `GotFirstResponseByte`: the first response byte was read.
+    GotFirstResponseByte(GotFirstResponseByteInfo) => got_first_response_byte, "GotFirstResponseByte", none;
+    /// `ResponseHeaders`: the response head reached the caller.
+    ResponseHeaders(ResponseHeadersInfo) => response_headers, "ResponseHeaders", none;
+    /// `ResponseBodyDone`: the response body ended, failed or was dropped.
+    ResponseBodyDone(ResponseBodyDoneInfo) => response_body_done, "ResponseBodyDone", opt;
+    /// `PutIdleConn`: the connection went back to the idle pool.
+    PutIdleConn(PutIdleConnInfo) => put_idle_conn, "PutIdleConn", none;
+    /// `RequestFailed`: the client returned an error.
+    RequestFailed(RequestFailedInfo) => request_failed, "RequestFailed", some;
+    /// `RequestCanceled`: the response future was dropped before it completed.
+    RequestCanceled(RequestCanceledInfo) => request_canceled, "RequestCanceled", some;
+    /// `ConnectionClosed`: the connection that served the request closed.
+    ConnectionClosed(ConnectionClosedInfo) => connection_closed, "ConnectionClosed", opt;
+}
+
+impl Event {
+    /// Whether Go's `httptrace.ClientTrace` has this event.
+    ///
+    /// ```
+    /// # use httptrace::Recorder;
+    /// # let rec = Recorder::new();
+    /// let go_names: Vec<&str> = rec.events().iter().filter(|e| e.is_go()).map(|e| e.name()).collect();
+    /// # assert!(go_names.is_empty());
+    /// ```
+    pub fn is_go(&self) -> bool {
+        !matches!(
+            self,
+            Event::ResponseHeaders(_)
+                | Event::ResponseBodyDone(_)
+                | Event::RequestFailed(_)
+                | Event::RequestCanceled(_)
+                | Event::ConnectionClosed(_)
+        )
+    }
+}

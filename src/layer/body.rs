@@ -1,0 +1,283 @@
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::Buf;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::binding::{self, RequestCtx};
+use crate::error::{Canceled, SharedError};
+use crate::event::{Event, PutIdleConnInfo, ResponseBodyDoneInfo};
+
+pin_project! {
+    /// The request body that [`Trace`](crate::Trace) passes to the client: the caller's body,
+    /// unchanged on the wire (`size_hint` and `is_end_stream` are forwarded, so hyper keeps its
+    /// framing).
+    ///
+    /// It also tells the connection which request it is about to write (see the binding rules in
+    /// the crate docs), so build hyper-util's client for `RequestBody<B>`.
+    ///
+    /// ```
+    /// use http_body::Body;
+    /// use httptrace::RequestBody;
+    ///
+    /// let body = RequestBody::new(String::from("hello"));
+    /// assert_eq!(body.size_hint().exact(), Some(5));
+    /// ```
+    pub struct RequestBody<B> {
+        #[pin]
+        inner: B,
+        ctx: Option<Arc<RequestCtx>>,
+        handed_off: AtomicBool,
+    }
+}
+
+impl<B> RequestBody<B> {
+    /// Wraps a body of a request that is not traced.
+    pub fn new(inner: B) -> Self {
+        Self::untraced(inner)
+    }
+
+    pub(crate) fn untraced(inner: B) -> Self {
+        Self {
+            inner,
+            ctx: None,
+            handed_off: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn traced(inner: B, ctx: Arc<RequestCtx>) -> Self {
+        Self {
+            inner,
+            ctx: Some(ctx),
+            handed_off: AtomicBool::new(false),
+        }
+    }
+
+    /// The caller's body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+
+    /// Unwraps the caller's body.
+    pub fn into_inner(self) -> B {
+        self.inner
+    }
+}
+
+impl<B: Default> Default for RequestBody<B> {
+    fn default() -> Self {
+        Self::untraced(B::default())
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("inner", &self.inner)
+            .field("traced", &self.ctx.is_some())
+            .finish()
+    }
+}
+
+impl<B: Body> Body for RequestBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(ctx) = this.ctx.as_ref() {
+            match &frame {
+                None => ctx.set_body_done(),
+                Some(Ok(f)) if f.is_trailers() => ctx.set_body_done(),
+                _ => {}
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let eos = self.inner.is_end_stream();
+        // hyper's dispatcher asks this first, on the connection's task, right before it writes
+        // the request head: the moment to hand the request to the connection (binding.rs, 4).
+        if !self.handed_off.swap(true, Ordering::Relaxed) {
+            binding::hand_off(self.ctx.as_ref());
+        }
+        if eos {
+            if let Some(ctx) = &self.ctx {
+                ctx.set_body_done();
+            }
+        }
+        eos
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// The response body that [`Trace`](crate::Trace) returns: the client's body, unchanged.
+    ///
+    /// For a traced request it reports `ResponseBodyDone` (bytes received, or the error, or
+    /// [`Canceled`] when dropped before its end) and then `PutIdleConn` when the connection goes
+    /// back to the pool.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        traced: Option<BodyTrace>,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(t) = this.traced.as_mut() {
+                if !t.done {
+                    // complete if it had ended (an empty body needs no poll), canceled if not
+                    t.finish(None);
+                }
+            }
+        }
+    }
+}
+
+struct BodyTrace {
+    ctx: Arc<RequestCtx>,
+    bytes: u64,
+    keep_alive: bool,
+    done: bool,
+    ended: bool,
+}
+
+impl BodyTrace {
+    fn finish(&mut self, error: Option<SharedError>) {
+        self.done = true;
+        let error = match error {
+            None if !self.ended => Some(SharedError::new(Canceled::new("response body"))),
+            e => e,
+        };
+        let now = Instant::now();
+        let ok = error.is_none();
+        self.ctx
+            .finish(Event::ResponseBodyDone(ResponseBodyDoneInfo {
+                at: now,
+                bytes: self.bytes,
+                error,
+            }));
+        if ok && self.keep_alive && !self.ctx.conn_broken() {
+            if let Some(conn_id) = self.ctx.conn_id() {
+                self.ctx.emit(Event::PutIdleConn(PutIdleConnInfo {
+                    at: self.ctx.last_read().unwrap_or(now).min(now),
+                    conn_id,
+                }));
+            }
+        }
+    }
+}
+
+impl<B> ResponseBody<B> {
+    /// Wraps a body of a response that is not traced.
+    pub fn new(inner: B) -> Self {
+        Self::untraced(inner)
+    }
+
+    pub(crate) fn untraced(inner: B) -> Self {
+        Self {
+            inner,
+            traced: None,
+        }
+    }
+
+    pub(crate) fn traced(inner: B, ctx: Arc<RequestCtx>, keep_alive: bool) -> Self
+    where
+        B: Body,
+    {
+        let ended = inner.is_end_stream();
+        Self {
+            inner,
+            traced: Some(BodyTrace {
+                ctx,
+                bytes: 0,
+                keep_alive,
+                done: false,
+                ended,
+            }),
+        }
+    }
+
+    /// The client's body.
+    pub fn get_ref(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", &self.inner)
+            .field("traced", &self.traced.is_some())
+            .finish()
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        let Some(t) = this.traced.as_mut() else {
+            return Poll::Ready(frame);
+        };
+        if t.done {
+            return Poll::Ready(frame);
+        }
+        match &frame {
+            None => {
+                t.ended = true;
+                t.finish(None);
+            }
+            Some(Ok(f)) => {
+                if let Some(data) = f.data_ref() {
+                    t.bytes += data.remaining() as u64;
+                }
+                if f.is_trailers() || this.inner.is_end_stream() {
+                    t.ended = true;
+                    t.finish(None);
+                }
+            }
+            Some(Err(e)) => {
+                let error = SharedError::new(crate::error::RequestError::new(
+                    e.to_string(),
+                    t.ctx.cause(),
+                ));
+                t.finish(Some(error));
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,115 @@
+use std::fmt;
+use std::sync::Arc;
+
+use tower_layer::Layer;
+
+use super::service::Trace;
+use crate::trace::ClientTrace;
+
+/// A tower [`Layer`] that traces the requests of a client service: hyper-util's legacy
+/// `Client`, or any `Service<http::Request<B>>`.
+///
+/// The inner service receives requests whose body is a [`RequestBody<B>`](crate::RequestBody):
+/// build hyper-util's client for that body type. Responses come back with a
+/// [`ResponseBody`](crate::ResponseBody).
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Empty;
+/// use httptrace::{RequestBody, TraceLayer, TracingConnector};
+/// use hyper_util::client::legacy::{connect::HttpConnector, Client};
+/// use hyper_util::rt::TokioExecutor;
+/// use tower::ServiceBuilder;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let client = Client::builder(TokioExecutor::new())
+///     .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::new(HttpConnector::new()));
+/// let svc = ServiceBuilder::new()
+///     .layer(TraceLayer::new().record_timings(true))
+///     .service(client);
+/// # drop(svc);
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct TraceLayer {
+    pub(crate) default_trace: Option<ClientTrace>,
+    pub(crate) factory: Option<Arc<dyn Fn() -> ClientTrace + Send + Sync>>,
+    pub(crate) record_timings: bool,
+}
+
+impl TraceLayer {
+    /// A layer that traces the requests that carry a [`ClientTrace`] (in their extensions or
+    /// in a [`scope`](ClientTrace::scope)), and no others.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A trace for every request of this client, run after the request's own (like OkHttp's
+    /// client-wide `EventListener`). Default: none.
+    ///
+    /// ```
+    /// use httptrace::{Recorder, TraceLayer};
+    /// let all = Recorder::new();
+    /// let layer = TraceLayer::new().default_trace(all.trace());
+    /// # drop(layer);
+    /// ```
+    pub fn default_trace(mut self, trace: ClientTrace) -> Self {
+        self.default_trace = Some(trace);
+        self
+    }
+
+    /// A fresh trace for every request, made by `factory` (like OkHttp's
+    /// `EventListener.Factory`), run after the request's own and before the
+    /// [`default_trace`](TraceLayer::default_trace). Default: none.
+    ///
+    /// ```
+    /// use httptrace::{ClientTrace, Event, TraceLayer};
+    /// let layer = TraceLayer::new().trace_factory(|| {
+    ///     let started = std::time::Instant::now();
+    ///     ClientTrace::from_fn(move |e: &Event| println!("+{:?} {}", e.at() - started, e.name()))
+    /// });
+    /// # drop(layer);
+    /// ```
+    pub fn trace_factory<F>(mut self, factory: F) -> Self
+    where
+        F: Fn() -> ClientTrace + Send + Sync + 'static,
+    {
+        self.factory = Some(Arc::new(factory));
+        self
+    }
+
+    /// Record a [`Timings`](crate::Timings) for every request and put it in the response's
+    /// extensions. This traces every request. Default: `false`.
+    ///
+    /// ```
+    /// use httptrace::TraceLayer;
+    /// let layer = TraceLayer::new().record_timings(true);
+    /// # drop(layer);
+    /// ```
+    pub fn record_timings(mut self, yes: bool) -> Self {
+        self.record_timings = yes;
+        self
+    }
+}
+
+impl fmt::Debug for TraceLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TraceLayer")
+            .field("default_trace", &self.default_trace)
+            .field("trace_factory", &self.factory.is_some())
+            .field("record_timings", &self.record_timings)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = Trace<S>;
+
+    fn layer(&self, inner: S) -> Trace<S> {
+        Trace {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}

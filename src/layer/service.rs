@@ -1,0 +1,208 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::body::{RequestBody, ResponseBody};
+use super::future::ResponseFuture;
+use super::informational::UserInformational;
+use super::layer::TraceLayer;
+use crate::binding::{self, RequestCtx};
+use crate::consumer::timings::Timings;
+use crate::event::{Event, GetConnInfo};
+use crate::trace::ClientTrace;
+
+/// The service of [`TraceLayer`]: traces the requests it passes to `S`.
+///
+/// ```
+/// use httptrace::Trace;
+/// use tower::service_fn;
+///
+/// let svc = Trace::new(service_fn(|req: http::Request<httptrace::RequestBody<String>>| async move {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+/// }));
+/// # drop(svc);
+/// ```
+#[derive(Clone)]
+pub struct Trace<S> {
+    pub(crate) inner: S,
+    pub(crate) layer: TraceLayer,
+}
+
+impl<S> Trace<S> {
+    /// Traces the requests of `inner`, with the defaults of [`TraceLayer::new`].
+    pub fn new(inner: S) -> Self {
+        TraceLayer::new().layer_service(inner)
+    }
+
+    /// A [`TraceLayer`], for use with `tower::ServiceBuilder`.
+    pub fn layer() -> TraceLayer {
+        TraceLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl TraceLayer {
+    fn layer_service<S>(self, inner: S) -> Trace<S> {
+        Trace { inner, layer: self }
+    }
+
+    /// The trace for one request: its own, then the scopes', then the factory's, then the
+    /// client's default; `None` when there is none (the request is not traced).
+    fn resolve(&self, own: Option<ClientTrace>) -> Option<ClientTrace> {
+        let mut trace = own;
+        for next in [
+            ClientTrace::current(),
+            self.factory.as_ref().map(|f| f()),
+            self.default_trace.clone(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            trace = Some(match trace {
+                Some(t) => t.compose(next),
+                None => next,
+            });
+        }
+        trace
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Trace<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trace")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl<S, B, RB> Service<Request<B>> for Trace<S>
+where
+    S: Service<Request<RequestBody<B>>, Response = Response<RB>>,
+    S::Error: fmt::Display,
+    RB: http_body::Body,
+{
+    type Response = Response<ResponseBody<RB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let own = req.extensions_mut().remove::<ClientTrace>();
+        let user_1xx = req.extensions_mut().remove::<UserInformational>();
+        let mut timings = None;
+        let mut trace = self.layer.resolve(own);
+        if self.layer.record_timings {
+            let t = Timings::new();
+            let tt = t.trace();
+            trace = Some(match trace {
+                Some(trace) => trace.compose(tt),
+                None => tt,
+            });
+            timings = Some(t);
+        }
+
+        let Some(trace) = trace else {
+            if let Some(user) = user_1xx {
+                hyper::ext::on_informational(&mut req, move |res| {
+                    user.call(res.status(), res.version(), res.headers())
+                });
+            }
+            return ResponseFuture::untraced(self.inner.call(req.map(RequestBody::untraced)));
+        };
+
+        let ctx = RequestCtx::new(trace);
+        ctx.emit(Event::GetConn(GetConnInfo {
+            at: Instant::now(),
+            host_port: host_port(req.uri()),
+        }));
+        install_informational(&mut req, &ctx, user_1xx);
+        let req_close = !super::keeps_alive(req.version(), req.headers());
+        let req = req.map(|b| RequestBody::traced(b, ctx.clone()));
+        let fut = binding::with_request(&ctx, || self.inner.call(req));
+        ResponseFuture::traced(fut, ctx, timings, req_close)
+    }
+}
+
+/// Puts httptrace's 1xx callback in hyper's slot, unless the caller put one there already:
+/// hyper keeps one callback per request and it can't be read back, so a callback set with
+/// `hyper::ext::on_informational` stays, and this request reports no 1xx events. A callback set
+/// with [`crate::on_informational`] is called after the hooks.
+fn install_informational<B>(
+    req: &mut Request<B>,
+    ctx: &Arc<RequestCtx>,
+    user: Option<UserInformational>,
+) {
+    let before = req.extensions().len();
+    let saved = (before > 0).then(|| req.extensions().clone());
+    let weak = Arc::downgrade(ctx);
+    hyper::ext::on_informational(req, move |res| {
+        binding::informational(&weak, res.status(), res.headers());
+        if let Some(user) = &user {
+            user.call(res.status(), res.version(), res.headers());
+        }
+    });
+    if let Some(saved) = saved {
+        if req.extensions().len() == before {
+            // ours replaced the caller's: put theirs back
+            *req.extensions_mut() = saved;
+        }
+    }
+}
+
+fn host_port(uri: &http::Uri) -> String {
+    let host = uri.host().unwrap_or("");
+    let port = uri.port_u16().unwrap_or_else(|| match uri.scheme_str() {
+        Some("https") | Some("wss") => 443,
+        _ => 80,
+    });
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn host_port_defaults_and_literals() {
+        assert_eq!(
+            host_port(&"http://example.test/".parse().unwrap()),
+            "example.test:80"
+        );
+        assert_eq!(
+            host_port(&"https://example.test/".parse().unwrap()),
+            "example.test:443"
+        );
+        assert_eq!(
+            host_port(&"http://127.0.0.1:8080/x".parse().unwrap()),
+            "127.0.0.1:8080"
+        );
+        assert_eq!(host_port(&"http://[::1]:81/".parse().unwrap()), "[::1]:81");
+        assert_eq!(host_port(&"/relative".parse().unwrap()), ":80");
+    }
+}

@@ -1,0 +1,119 @@
+//! Go's `net/http/httptrace` for hyper, hyper-util and tower: where the time of each request
+//! went, and what happened to its connection.
+//!
+//! A [`ClientTrace`] holds the [`Hooks`] of one request. Two wrappers observe a client:
+//! [`TraceLayer`] around the client service, and [`TracingConnector`] (with
+//! [`TracingResolver`]) around its connector. Attach a trace to a request in its extensions or
+//! with [`ClientTrace::scope`], and its hooks see every [`Event`], in Go's order, each with the
+//! [`Instant`](std::time::Instant) it happened at.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Empty};
+//! use httptrace::{Recorder, RequestBody, TraceLayer, TracingConnector, TracingResolver};
+//! use hyper_util::client::legacy::{connect::{dns::GaiResolver, HttpConnector}, Client};
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let connector = TracingConnector::new(HttpConnector::new_with_resolver(
+//!     TracingResolver::new(GaiResolver::new()),
+//! ));
+//! let client = Client::builder(TokioExecutor::new()).build::<_, RequestBody<Empty<Bytes>>>(connector);
+//! let svc = ServiceBuilder::new().layer(TraceLayer::new()).service(client);
+//!
+//! let rec = Recorder::new();
+//! let mut req = http::Request::get("http://localhost:8080/").body(Empty::new())?;
+//! req.extensions_mut().insert(rec.trace());
+//! let res = svc.oneshot(req).await?;
+//! res.into_body().collect().await?;
+//! for e in rec.events() {
+//!     println!("{:<22} {:?}", e.name(), e.at());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Events
+//!
+//! Go's events, and five of httptrace's own. Every Start has exactly one Done, also on error and
+//! cancellation, and every traced request ends with exactly one of `ResponseBodyDone`,
+//! `RequestFailed` or `RequestCanceled`.
+//!
+//! | event | when (HTTP/1) | observed on |
+//! |---|---|---|
+//! | `GetConn` | the layer is called with the request, before a connection is taken or dialled | request |
+//! | `DNSStart` / `DNSDone` | around the lookup of a name, through [`TracingResolver`]; not for IP literals | request (connect) |
+//! | `ConnectStart` / `ConnectDone` | around the connector call; the start follows `DNSDone` | request (connect) |
+//! | `GotConn` | the connection takes the request, before its first byte is written | connection |
+//! | `WroteHeaders` | the request head is flushed to the socket | connection |
+//! | `WroteRequest` | the head and the whole body are flushed (or writing failed) | connection |
+//! | `GotFirstResponseByte` | the first byte of the response is read from the socket | connection |
+//! | `Got100Continue`, `Got1xxResponse` | each informational response (`100` fires both) | connection |
+//! | `ResponseHeaders` | the response head reaches the caller | request |
+//! | `ResponseBodyDone` | the response body ends, fails, or is dropped early | request |
+//! | `PutIdleConn` | after the body's end, when the connection goes back to the pool (not after `Connection: close`); `at` is when its last byte was read | request |
+//! | `RequestFailed` | the client returned an error | request |
+//! | `RequestCanceled` | the response future was dropped before it completed | request |
+//! | `ConnectionClosed` | the connection closed while its last request is still in progress | connection |
+//!
+//! # When the hooks are called
+//!
+//! Hooks run on the task that observes the event: the request's task, or the connection's task
+//! for the events on the wire. A request's hooks are called one at a time, in order. A hook
+//! that panics is contained: the connection, the pool and the other requests go on.
+//!
+//! ## GetConn
+//! From `Trace::call`, with the request's `host:port`.
+//!
+//! ## DNSStart, DNSDone, ConnectStart, ConnectDone
+//! From the connector's future, which hyper-util polls in the request's task, or in a task of
+//! its own if an idle connection became available first: the events still go to the request
+//! that started the connect. That request's `GotConn` may then name another connection.
+//!
+//! ## GotConn
+//! `reused` when the connection served requests before; `was_idle` when it came from the pool
+//! (also a fresh connection that was dialled for another request); `idle_time` since it last read
+//! a response (or was connected).
+//!
+//! ## WroteHeaders, WroteRequest, GotFirstResponseByte
+//! From the connection's IO. With a body that is empty or sent in one piece, hyper writes the
+//! head and the body in one write: both events then share one instant.
+//!
+//! ## Got100Continue, Got1xxResponse
+//! From hyper's `on_informational` callback. hyper keeps one per request: use
+//! [`on_informational`] to set your own alongside httptrace's.
+//!
+//! ## PutIdleConn
+//! After `ResponseBodyDone`, when neither the request nor the response asked to close the
+//! connection and it didn't close.
+//!
+//! # Binding a request to its connection
+//!
+//! See `src/binding.rs`: the request body tells the connection which request it is about to
+//! write, on the connection's own task, so every wire event goes to the request whose bytes they
+//! are, under any concurrency. A request with no trace costs no allocation and no lock.
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms
+)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod binding;
+pub mod connect;
+mod consumer;
+mod error;
+mod event;
+pub mod layer;
+mod trace;
+
+pub use crate::connect::{TracedIo, TracingConnector, TracingResolver};
+pub use crate::consumer::recorder::Recorder;
+pub use crate::consumer::timings::Timings;
+pub use crate::error::{Canceled, RequestError, SharedError};
+pub use crate::event::*;
+pub use crate::layer::{on_informational, RequestBody, ResponseBody, Trace, TraceLayer};
+pub use crate::trace::{ClientTrace, Scoped};

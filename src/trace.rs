@@ -1,0 +1,224 @@
+//! `ClientTrace`: the hooks for one request, how they compose, and the task-local scope.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::event::{Event, Hooks};
+
+/// The hooks for one request: cheap to clone, `Send + Sync`.
+///
+/// Attach it to a request in one of two ways:
+/// - in the request's extensions: `req.extensions_mut().insert(trace)`;
+/// - around the code that sends the request: `trace.scope(future)`, like Go's
+///   `httptrace.WithClientTrace`. [`ClientTrace::current`] reads it.
+///
+/// Traces compose: [`ClientTrace::compose`] runs both, `self` first; nested scopes and an
+/// extension run the innermost first (extension, then inner scope, then outer scope, then the
+/// [`TraceLayer`](crate::TraceLayer)'s per-client default), as Go does.
+///
+/// ```
+/// use httptrace::{ClientTrace, Event};
+///
+/// let trace = ClientTrace::from_fn(|event: &Event| println!("{} at {:?}", event.name(), event.at()));
+/// # async fn send() {}
+/// # async fn doc(trace: ClientTrace) {
+/// // any request sent inside the scope is traced:
+/// trace.scope(async { send().await }).await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ClientTrace {
+    hooks: Arc<[Arc<dyn Hooks>]>,
+}
+
+impl ClientTrace {
+    /// A trace calling `hooks`.
+    ///
+    /// ```
+    /// use httptrace::{ClientTrace, Hooks, WroteRequestInfo};
+    ///
+    /// struct Written;
+    /// impl Hooks for Written {
+    ///     fn wrote_request(&self, info: &WroteRequestInfo) {
+    ///         println!("request written, error: {:?}", info.error);
+    ///     }
+    /// }
+    /// let trace = ClientTrace::new(Written);
+    /// # drop(trace);
+    /// ```
+    pub fn new(hooks: impl Hooks) -> Self {
+        Self {
+            hooks: Arc::from([Arc::new(hooks) as Arc<dyn Hooks>]),
+        }
+    }
+
+    /// A trace calling `f` for every event: the quick way.
+    ///
+    /// ```
+    /// use httptrace::{ClientTrace, Event};
+    ///
+    /// let trace = ClientTrace::from_fn(|event: &Event| {
+    ///     if let Event::GotConn(info) = event {
+    ///         println!("conn {} reused={}", info.conn_id, info.reused);
+    ///     }
+    /// });
+    /// # drop(trace);
+    /// ```
+    pub fn from_fn<F>(f: F) -> Self
+    where
+        F: Fn(&Event) + Send + Sync + 'static,
+    {
+        struct FnHooks<F>(F);
+        impl<F: Fn(&Event) + Send + Sync + 'static> Hooks for FnHooks<F> {
+            fn on_event(&self, event: &Event) {
+                (self.0)(event)
+            }
+        }
+        Self::new(FnHooks(f))
+    }
+
+    /// A trace that runs `self`'s hooks, then `other`'s.
+    ///
+    /// ```
+    /// use httptrace::{ClientTrace, Recorder};
+    ///
+    /// let (a, b) = (Recorder::new(), Recorder::new());
+    /// let both = a.trace().compose(b.trace());
+    /// # drop(both);
+    /// ```
+    pub fn compose(self, other: ClientTrace) -> ClientTrace {
+        let hooks: Vec<Arc<dyn Hooks>> = self
+            .hooks
+            .iter()
+            .chain(other.hooks.iter())
+            .cloned()
+            .collect();
+        ClientTrace {
+            hooks: Arc::from(hooks),
+        }
+    }
+
+    /// Runs `future` with this trace as the current one (composed with the trace already current
+    /// when the future is first polled, this one first). Requests sent from inside the future
+    /// through a [`TraceLayer`](crate::TraceLayer) are traced.
+    ///
+    /// The scope belongs to the future, like a `tokio::task_local!`: tasks it spawns don't
+    /// inherit it.
+    ///
+    /// ```
+    /// use httptrace::{ClientTrace, Recorder};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let outer = Recorder::new();
+    /// let inner = Recorder::new();
+    /// let seen = outer
+    ///     .trace()
+    ///     .scope(inner.trace().scope(async { ClientTrace::current().is_some() }))
+    ///     .await;
+    /// assert!(seen);
+    /// assert!(ClientTrace::current().is_none());
+    /// # }
+    /// ```
+    pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
+        Scoped {
+            trace: self,
+            composed: None,
+            future,
+        }
+    }
+
+    /// The trace of the enclosing [`scope`](ClientTrace::scope), if any.
+    pub fn current() -> Option<ClientTrace> {
+        CURRENT.with(|c| c.borrow().clone())
+    }
+
+    /// Delivers `event` to every hook, in order. A hook that panics is contained: the panic
+    /// doesn't reach the connection, the pool or the other hooks.
+    pub(crate) fn emit(&self, event: &Event) {
+        for hooks in self.hooks.iter() {
+            let _ = catch_unwind(AssertUnwindSafe(|| hooks.on_event(event)));
+        }
+    }
+}
+
+impl fmt::Debug for ClientTrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTrace")
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<ClientTrace>> = const { RefCell::new(None) };
+}
+
+/// Sets the current trace for the duration of `f`.
+fn with_current<R>(trace: &ClientTrace, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<ClientTrace>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
+        }
+    }
+    let prev = CURRENT.with(|c| c.borrow_mut().replace(trace.clone()));
+    let _restore = Restore(prev);
+    f()
+}
+
+pin_project! {
+    /// The future of [`ClientTrace::scope`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F> {
+        trace: ClientTrace,
+        composed: Option<ClientTrace>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F> Scoped<F> {
+    /// The wrapped future.
+    pub fn inner(&self) -> &F {
+        &self.future
+    }
+
+    /// The trace this scope sets.
+    pub fn trace(&self) -> &ClientTrace {
+        &self.trace
+    }
+}
+
+impl<F: fmt::Debug> fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scoped")
+            .field("trace", &self.trace)
+            .field("future", &self.future)
+            .finish()
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let composed = this
+            .composed
+            .get_or_insert_with(|| match ClientTrace::current() {
+                Some(outer) => this.trace.clone().compose(outer),
+                None => this.trace.clone(),
+            });
+        let future = this.future;
+        with_current(composed, || future.poll(cx))
+    }
+}

@@ -1,0 +1,313 @@
+//! Heap allocations per request, counted by a global allocator: a request with no trace costs
+//! nothing beyond the bare hyper-util stack, and a no-op trace a small fixed amount.
+//!
+//! The server runs on a thread of its own (not counted); the client runs on a current-thread
+//! runtime on the test thread, so hyper-util's connection task, spawned on that runtime, runs
+//! (and is counted) on the test thread too. `cargo test --test alloc -- --nocapture` prints the
+//! figures.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Empty, Full};
+use httptrace::{ClientTrace, Hooks, Recorder, RequestBody, TraceLayer, TracingConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Service, ServiceExt};
+
+// ---------------------------------------------------------------------------------------------
+// The counting allocator: counts only on threads that turned their flag on.
+
+struct Counting;
+
+thread_local! {
+    static ON: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static REALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn bump(key: &'static std::thread::LocalKey<Cell<u64>>) {
+    // `try_with`: the allocator can be called while this thread's locals are being torn down
+    if ON.try_with(Cell::get).unwrap_or(false) {
+        let _ = key.try_with(|c| c.set(c.get() + 1));
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        bump(&ALLOCS);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        bump(&ALLOCS);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        bump(&REALLOCS);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    allocs: u64,
+    reallocs: u64,
+}
+
+fn counts() -> Counts {
+    Counts {
+        allocs: ALLOCS.with(Cell::get),
+        reallocs: REALLOCS.with(Cell::get),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loopback server, on its own thread and runtime.
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let accept = async {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            return;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(|_req| async {
+                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                                    b"hello",
+                                ))))
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("server address");
+        Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client stacks and the measured loop.
+
+#[derive(Clone)]
+struct Noop;
+impl Hooks for Noop {}
+
+fn bare() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+fn traced() -> httptrace::Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<Bytes>>>>
+{
+    tower::Layer::layer(
+        &TraceLayer::new(),
+        Client::builder(TokioExecutor::new())
+            .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::new(HttpConnector::new())),
+    )
+}
+
+/// Sends `n` sequential GETs on `svc` (keep-alive: one connection), each built by `make` and its
+/// body read to the end; returns what the test thread allocated meanwhile, over all `n`, and the
+/// smallest and largest allocation count of one request.
+async fn run<S, B>(
+    svc: &mut S,
+    n: usize,
+    mut make: impl FnMut() -> Request<Empty<Bytes>>,
+) -> (Counts, u64, u64)
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let (mut min, mut max) = (u64::MAX, 0);
+    let before = counts();
+    ON.with(|on| on.set(true));
+    for _ in 0..n {
+        let start = ALLOCS.with(Cell::get);
+        let req = make();
+        let res = svc.ready().await.unwrap().call(req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let mut body = std::pin::pin!(res.into_body());
+        let mut len = 0;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                len += data.len();
+            }
+        }
+        assert_eq!(len, 5);
+        let one = ALLOCS.with(Cell::get) - start;
+        min = min.min(one);
+        max = max.max(one);
+    }
+    ON.with(|on| on.set(false));
+    let after = counts();
+    let total = Counts {
+        allocs: after.allocs - before.allocs,
+        reallocs: after.reallocs - before.reallocs,
+    };
+    (total, min, max)
+}
+
+const WARM_UP: usize = 50;
+
+/// Warms `svc` up, then measures `n` requests.
+async fn measure<S, B>(
+    name: &str,
+    svc: &mut S,
+    n: usize,
+    mut make: impl FnMut() -> Request<Empty<Bytes>>,
+) -> Counts
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    run(svc, WARM_UP, &mut make).await;
+    let (total, min, max) = run(svc, n, &mut make).await;
+    println!(
+        "{name:<28} {n:>4} requests: {:>6} allocs ({:>6.2}/req, one request {min}..={max}), {:>5} reallocs ({:.2}/req)",
+        total.allocs,
+        total.allocs as f64 / n as f64,
+        total.reallocs,
+        total.reallocs as f64 / n as f64,
+    );
+    total
+}
+
+/// What a no-op trace adds per request: the measured value, exactly (not a loose bound). Found
+/// by recording the backtraces of one request's allocations, all on the request's own task:
+/// - 3 are the caller's, for attaching any trace at all: the request's extension map (its `Box`
+///   and its hash table) and the `Box` of the `ClientTrace` in it;
+/// - 1 the `RequestCtx` (`Arc`) of `Trace::call`;
+/// - 1 the `host:port` `String` of `GetConn` (`format!` in `host_port`);
+/// - 2 hyper's 1xx callback for the request (`hyper::ext::on_informational`: its `Arc`, and the
+///   `Box` it is stored in among the extensions).
+///
+/// Nothing is allocated on the connection's task, and delivering the events to the no-op hooks
+/// allocates nothing.
+const NOOP_EXTRA_ALLOCS: u64 = 7;
+/// The one realloc: `format!` in `host_port` grows its `String` once.
+const NOOP_EXTRA_REALLOCS: u64 = 1;
+
+#[test]
+fn untraced_costs_nothing_noop_trace_costs_a_fixed_few() {
+    let server = Server::start();
+    let uri: Uri = format!("http://{}/", server.addr).parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let get = || Request::get(uri.clone()).body(Empty::new()).unwrap();
+        let noop = ClientTrace::new(Noop);
+        let with_noop = || {
+            let mut req = get();
+            req.extensions_mut().insert(noop.clone());
+            req
+        };
+
+        let mut per_n = Vec::new();
+        for n in [100, 300] {
+            let a = measure("(a) bare hyper-util", &mut bare(), n, get).await;
+            let b = measure("(b) traced, no trace", &mut traced(), n, get).await;
+            let c = measure("(c) traced, no-op trace", &mut traced(), n, with_noop).await;
+            let d = measure("(d) traced, Recorder/request", &mut traced(), n, || {
+                let mut req = get();
+                req.extensions_mut().insert(Recorder::new().trace());
+                req
+            })
+            .await;
+            let n64 = n as u64;
+            println!(
+                "per request over bare: (b) {:+} allocs {:+} reallocs, (c) {:+.2} allocs {:+.2} reallocs, (d) {:+.2} allocs {:+.2} reallocs",
+                b.allocs as i64 - a.allocs as i64,
+                b.reallocs as i64 - a.reallocs as i64,
+                (c.allocs as f64 - a.allocs as f64) / n as f64,
+                (c.reallocs as f64 - a.reallocs as f64) / n as f64,
+                (d.allocs as f64 - a.allocs as f64) / n as f64,
+                (d.reallocs as f64 - a.reallocs as f64) / n as f64,
+            );
+
+            // (b): a request with no trace allocates nothing beyond the bare stack
+            assert_eq!(b, a, "{n} untraced requests allocate more than the bare stack");
+
+            // (c): a no-op trace adds a fixed, small number per request
+            let extra = c.allocs.checked_sub(a.allocs).expect("(c) allocates less than bare");
+            assert_eq!(extra % n64, 0, "no-op trace: {extra} extra allocs over {n} requests");
+            assert!(
+                extra / n64 <= NOOP_EXTRA_ALLOCS,
+                "no-op trace: {} extra allocs per request, expected at most {NOOP_EXTRA_ALLOCS}",
+                extra / n64
+            );
+            assert!(
+                c.reallocs <= a.reallocs + NOOP_EXTRA_REALLOCS * n64,
+                "no-op trace: {} reallocs vs bare {}",
+                c.reallocs,
+                a.reallocs
+            );
+            per_n.push(extra / n64);
+        }
+        assert_eq!(
+            per_n[0], per_n[1],
+            "no-op trace: extra allocs per request grow with the number of requests"
+        );
+    });
+}

@@ -1,0 +1,468 @@
+//! The lives of requests and connections beyond the plain sequences: a dial that serves another
+//! request, 1xx responses, cancellation, early body drops, panicking hooks, Timings, and what
+//! stays alive afterwards.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use httptrace::{Canceled, ClientTrace, Event, Hooks, Recorder, Timings, TraceLayer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+fn traced(url: &str, trace: ClientTrace) -> http::Request<Body> {
+    let mut req = http::Request::get(url).body(Body::default()).unwrap();
+    req.extensions_mut().insert(trace);
+    req
+}
+
+async fn wait_for(rec: &Recorder, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !rec.names().contains(&name) {
+        assert!(Instant::now() < deadline, "no {name} in {:?}", rec.names());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_that_ends_up_serving_another_request() {
+    let server = Server::start().await;
+    let resolver = StaticResolver {
+        addrs: Ok(vec![server.addr]),
+        delay: Duration::from_millis(150),
+    };
+    let client = client_with(resolver, TraceLayer::new());
+    let base = format!("http://dial.test:{}", server.addr.port());
+
+    // R0 opens connection X and holds it with a slow response
+    let r0 = Recorder::new();
+    let first = tokio::spawn(
+        client
+            .clone()
+            .oneshot(traced(&format!("{base}/?delay_ms=120"), r0.trace())),
+    );
+    wait_for(&r0, "WroteRequest").await;
+
+    // A finds no idle connection and dials; X comes back first, so A is served by X (which then
+    // closes) while A's dial goes on in the background and lands in the pool
+    let a = Recorder::new();
+    let res = client
+        .clone()
+        .oneshot(traced(&format!("{base}/?close=1"), a.trace()))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    first
+        .await
+        .unwrap()
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+    wait_for(&a, "ConnectDone").await;
+
+    let a_events = a.events();
+    let a_names: Vec<_> = names(&a_events)
+        .into_iter()
+        .filter(|n| *n != "ConnectionClosed")
+        .collect();
+    assert_eq!(
+        a_names,
+        [
+            "GetConn",
+            "DNSStart",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "ResponseHeaders",
+            "ResponseBodyDone",
+            "DNSDone",
+            "ConnectStart",
+            "ConnectDone"
+        ]
+    );
+    let (a_got, a_dial) = match (
+        &a_events[2],
+        a_events.iter().rev().find(|e| e.name() == "ConnectDone"),
+    ) {
+        (Event::GotConn(g), Some(Event::ConnectDone(d))) => (g.clone(), d.conn_id.unwrap()),
+        other => panic!("{other:?}"),
+    };
+    assert!(a_got.reused, "A was served by R0's connection");
+    assert_ne!(a_got.conn_id, a_dial);
+
+    // B gets A's dial from the pool: not reused, but idle
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let b = Recorder::new();
+    let res = client
+        .clone()
+        .oneshot(traced(&format!("{base}/"), b.trace()))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    let b_events = b.events();
+    assert_eq!(
+        names(&b_events),
+        [
+            "GetConn",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "ResponseHeaders",
+            "ResponseBodyDone",
+            "PutIdleConn"
+        ]
+    );
+    match &b_events[1] {
+        Event::GotConn(g) => {
+            assert_eq!(g.conn_id, a_dial);
+            assert!(!g.reused && g.was_idle, "{g:?}");
+            assert!(g.idle_time >= Duration::from_millis(15), "{g:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.conns.load(Ordering::SeqCst), 2);
+}
+
+/// A raw HTTP/1 server that answers every request with the given bytes, after reading the
+/// request head and `body_len` body bytes.
+async fn raw_server(answer: &'static [u8], body_len: usize) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    let n = s.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        if buf.len() >= end + 4 + body_len {
+                            break;
+                        }
+                    }
+                }
+                let _ = s.write_all(answer).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+const INFORMATIONAL: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn informational_responses() {
+    let addr = raw_server(INFORMATIONAL, 4).await;
+    let client = client();
+    let rec = Recorder::new();
+    let user_calls = Arc::new(Mutex::new(Vec::new()));
+    let calls = user_calls.clone();
+    let mut req = http::Request::post(format!("http://{addr}/"))
+        .header(http::header::EXPECT, "100-continue")
+        .body(Full::new(Bytes::from_static(b"body")))
+        .unwrap();
+    req.extensions_mut().insert(rec.trace());
+    httptrace::on_informational(&mut req, move |res: &http::Response<()>| {
+        calls.lock().unwrap().push(res.status().as_u16())
+    });
+    let res = client.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let events = rec.events();
+    let names: Vec<_> = names(&events)
+        .into_iter()
+        .filter(|n| *n != "ConnectionClosed")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "GetConn",
+            "ConnectStart",
+            "ConnectDone",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "Got100Continue",
+            "Got1xxResponse",
+            "Got1xxResponse",
+            "ResponseHeaders",
+            "ResponseBodyDone"
+        ]
+    );
+    let statuses: Vec<u16> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Got1xxResponse(i) => Some(i.status.as_u16()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, [100, 103]);
+    let link = events.iter().find_map(|e| match e {
+        Event::Got1xxResponse(i) if i.status == 103 => i.headers.get("link").cloned(),
+        _ => None,
+    });
+    assert_eq!(link.unwrap(), "</style.css>; rel=preload");
+    assert_eq!(
+        *user_calls.lock().unwrap(),
+        [100, 103],
+        "the user's callback still runs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_set_in_hyper_is_kept() {
+    let addr = raw_server(INFORMATIONAL, 0).await;
+    let client = client();
+    let rec = Recorder::new();
+    let user_calls = Arc::new(AtomicUsize::new(0));
+    let calls = user_calls.clone();
+    let mut req = traced(&format!("http://{addr}/"), rec.trace());
+    hyper::ext::on_informational(&mut req, move |_| {
+        calls.fetch_add(1, Ordering::SeqCst);
+    });
+    let res = client.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(
+        user_calls.load(Ordering::SeqCst),
+        2,
+        "hyper's slot keeps the user's callback"
+    );
+    assert!(!rec.names().contains(&"Got1xxResponse"));
+    assert!(rec.names().contains(&"GotFirstResponseByte"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canceled_during_dns() {
+    let resolver = StaticResolver {
+        addrs: Ok(vec!["127.0.0.1:9".parse().unwrap()]),
+        delay: Duration::from_secs(30),
+    };
+    let client = client_with(resolver, TraceLayer::new());
+    let rec = Recorder::new();
+    let fut = client.oneshot(traced("http://slow.test/", rec.trace()));
+    assert!(tokio::time::timeout(Duration::from_millis(50), fut)
+        .await
+        .is_err());
+    let events = rec.events();
+    assert_eq!(
+        names(&events),
+        ["GetConn", "DNSStart", "DNSDone", "RequestCanceled"]
+    );
+    for e in &events[2..] {
+        let canceled = e.error().and_then(|e| e.downcast_ref::<Canceled>());
+        assert!(canceled.is_some(), "{e:?}");
+    }
+    assert_paired(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_dropped_before_its_end() {
+    let server = Server::start().await;
+    let client = client();
+    let rec = Recorder::new();
+    let res = client
+        .clone()
+        .oneshot(traced(&server.url("/?len=4000000"), rec.trace()))
+        .await
+        .unwrap();
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    let got = first.data_ref().map(|d| d.len()).unwrap_or(0) as u64;
+    drop(body);
+    let events = rec.events();
+    let without_close: Vec<_> = names(&events)
+        .into_iter()
+        .filter(|n| *n != "ConnectionClosed")
+        .collect();
+    assert_eq!(
+        without_close,
+        [
+            "GetConn",
+            "ConnectStart",
+            "ConnectDone",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "ResponseHeaders",
+            "ResponseBodyDone"
+        ]
+    );
+    match events.iter().find(|e| e.name() == "ResponseBodyDone") {
+        Some(Event::ResponseBodyDone(i)) => {
+            assert_eq!(i.bytes, got);
+            assert_eq!(
+                i.error
+                    .as_ref()
+                    .unwrap()
+                    .get_ref()
+                    .downcast_ref::<Canceled>()
+                    .unwrap()
+                    .what(),
+                "response body"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // the client still serves the next request
+    let next = Recorder::new();
+    let res = client
+        .clone()
+        .oneshot(traced(&server.url("/"), next.trace()))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    assert!(next.names().contains(&"PutIdleConn"), "{:?}", next.names());
+    drop(client);
+}
+
+struct Panics;
+impl Hooks for Panics {
+    fn got_conn(&self, _: &httptrace::GotConnInfo) {
+        panic!("a hook that panics");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_hook_is_contained() {
+    let server = Server::start().await;
+    let client = client();
+    for _ in 0..2 {
+        let rec = Recorder::new();
+        let trace = ClientTrace::new(Panics).compose(rec.trace());
+        let res = client
+            .clone()
+            .oneshot(traced(&server.url("/"), trace))
+            .await
+            .unwrap();
+        res.into_body().collect().await.unwrap();
+        assert!(rec.names().contains(&"GotConn"), "the next hook still runs");
+        assert!(
+            rec.names().contains(&"PutIdleConn"),
+            "the connection is still pooled"
+        );
+    }
+    assert_eq!(server.conns.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timings_in_the_response() {
+    let server = Server::start().await;
+    let resolver = StaticResolver {
+        addrs: Ok(vec![server.addr]),
+        delay: Duration::from_millis(20),
+    };
+    let client = client_with(resolver, TraceLayer::new().record_timings(true));
+    let url = format!("http://timed.test:{}/?delay_ms=30", server.addr.port());
+    let res = client
+        .clone()
+        .oneshot(http::Request::get(&url).body(Body::default()).unwrap())
+        .await
+        .unwrap();
+    let t = res
+        .extensions()
+        .get::<Timings>()
+        .cloned()
+        .expect("Timings in the extensions");
+    assert!(!t.is_complete());
+    res.into_body().collect().await.unwrap();
+    assert!(t.is_complete() && !t.failed());
+    assert_eq!(t.reused(), Some(false));
+    let ms = Duration::from_millis;
+    assert!(
+        t.dns().unwrap() >= ms(20) && t.dns().unwrap() < ms(500),
+        "{t:?}"
+    );
+    assert!(t.connect().unwrap() < ms(500), "{t:?}");
+    assert!(t.server_processing().unwrap() >= ms(30), "{t:?}");
+    assert_eq!(t.tls(), None);
+    let total = t.total().unwrap();
+    assert!(total >= t.dns().unwrap() + t.connect().unwrap() + t.server_processing().unwrap());
+    assert!(t.namelookup() <= t.connected() && t.connected() <= t.pretransfer());
+    assert!(t.pretransfer() <= t.starttransfer() && t.starttransfer() <= t.total());
+
+    let res = client
+        .oneshot(http::Request::get(&url).body(Body::default()).unwrap())
+        .await
+        .unwrap();
+    let t = res.extensions().get::<Timings>().cloned().unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(t.reused(), Some(true));
+    assert_eq!((t.dns(), t.connect()), (None, None));
+    assert!(t.server_processing().unwrap() >= ms(30));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_client_default_and_factory() {
+    let server = Server::start().await;
+    let all = Recorder::new();
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = made.clone();
+    let layer = TraceLayer::new()
+        .default_trace(all.trace())
+        .trace_factory(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            ClientTrace::from_fn(|_| {})
+        });
+    let client = client_with(
+        hyper_util::client::legacy::connect::dns::GaiResolver::new(),
+        layer,
+    );
+    for _ in 0..3 {
+        let req = http::Request::get(server.url("/"))
+            .body(Body::default())
+            .unwrap();
+        let res = client.clone().oneshot(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    assert_eq!(made.load(Ordering::SeqCst), 3);
+    assert_eq!(all.names().iter().filter(|n| **n == "GetConn").count(), 3);
+    assert_eq!(
+        all.names().iter().filter(|n| **n == "PutIdleConn").count(),
+        3
+    );
+}
+
+struct DropCounted(Arc<AtomicUsize>);
+impl Hooks for DropCounted {}
+impl Drop for DropCounted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_keep_no_trace_alive() {
+    let server = Server::start().await;
+    let client = client();
+    let drops = Arc::new(AtomicUsize::new(0));
+    for i in 1..=3 {
+        let trace = ClientTrace::new(DropCounted(drops.clone()));
+        let res = client
+            .clone()
+            .oneshot(traced(&server.url("/"), trace))
+            .await
+            .unwrap();
+        res.into_body().collect().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            i,
+            "the pooled connection holds no trace"
+        );
+    }
+}
