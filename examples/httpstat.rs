@@ -19,6 +19,7 @@
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
+use std::iter::successors;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,28 +70,23 @@ async fn main() -> ExitCode {
         .layer(TraceLayer::new().record_timings(true))
         .service(client);
 
-    let Some(url) = url else {
-        return demo(&svc, verbose).await;
+    let ok = match url {
+        None => demo(&svc, verbose).await,
+        Some(url) => match parse_url(&url) {
+            Ok(uri) => stat(&svc, uri.clone(), &format!("GET {uri}"), verbose).await,
+            Err(msg) => {
+                eprintln!("httpstat: {msg}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
     };
-    let uri = match parse_url(&url) {
-        Ok(uri) => uri,
-        Err(msg) => {
-            eprintln!("httpstat: {msg}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    if stat(&svc, uri, None, verbose).await {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ExitCode::from(u8::from(!ok))
 }
 
 fn parse_url(arg: &str) -> Result<Uri, String> {
-    let full = if arg.contains("://") {
-        arg.to_owned()
-    } else {
-        format!("http://{arg}")
+    let full = match arg.contains("://") {
+        true => arg.to_owned(),
+        false => format!("http://{arg}"),
     };
     let uri: Uri = full
         .parse()
@@ -98,39 +94,31 @@ fn parse_url(arg: &str) -> Result<Uri, String> {
     match uri.scheme_str() {
         Some("http") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
         Some("http") => Err(format!("invalid URL {arg:?}: no host")),
-        Some("https") => Err(format!(
-            "{arg}: https is not supported (no TLS connector here)"
-        )),
-        _ => Err(format!(
-            "{arg}: unsupported scheme, only http:// is supported"
-        )),
+        Some("https") => Err(format!("{arg}: https is not supported (no TLS here)")),
+        _ => Err(format!("{arg}: unsupported scheme, use http://")),
     }
 }
 
 /// Traces two requests to a loopback server: one on a fresh connection, one reusing it.
-async fn demo(svc: &Svc, verbose: bool) -> ExitCode {
+async fn demo(svc: &Svc, verbose: bool) -> bool {
     let (port, server) = match start_server().await {
         Ok(started) => started,
         Err(e) => {
             eprintln!("httpstat: cannot start the loopback server: {e}");
-            return ExitCode::FAILURE;
+            return false;
         }
     };
     let uri: Uri = format!("http://localhost:{port}/")
         .parse()
         .expect("a valid URL");
-    let mut ok = true;
-    for n in 1..=2 {
-        ok = ok && stat(svc, uri.clone(), Some(n), verbose).await;
-        // the connection goes back to the pool on the client's connection task: give it a moment
+    let mut ok = stat(svc, uri.clone(), "request 1", verbose).await;
+    if ok {
+        // the client puts the connection back in its pool from the connection's task: let it
         tokio::time::sleep(Duration::from_millis(10)).await;
+        ok = stat(svc, uri, "request 2", verbose).await;
     }
     server.iter().for_each(JoinHandle::abort);
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ok
 }
 
 /// Listens on 127.0.0.1 and, when it can, on [::1] with the same port, in case `localhost`
@@ -163,7 +151,7 @@ async fn serve(listener: TcpListener) {
 }
 
 /// Sends one traced GET and prints what happened; `false` if it failed.
-async fn stat(svc: &Svc, uri: Uri, n: Option<u32>, verbose: bool) -> bool {
+async fn stat(svc: &Svc, uri: Uri, title: &str, verbose: bool) -> bool {
     let rec = Recorder::new();
     let mut req = Request::new(Empty::new());
     *req.uri_mut() = uri;
@@ -191,20 +179,13 @@ async fn stat(svc: &Svc, uri: Uri, n: Option<u32>, verbose: bool) -> bool {
         Some(true) => "reused",
         _ => "fresh",
     };
-    let conn = timings
-        .conn_id()
-        .map_or(String::new(), |id| format!(" #{id}"));
-    if let Some(n) = n {
-        println!("\n=== request {n} ({how} connection{conn}) ===\n");
-    }
-    if let Some(Event::GotConn(c)) = events.iter().find(|e| matches!(e, Event::GotConn(_))) {
-        let addr = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.to_string());
-        println!(
-            "Connected to {} from {} ({how} connection #{})\n",
-            addr(c.remote_addr),
-            addr(c.local_addr),
-            c.conn_id
-        );
+    let id = timings.conn_id().unwrap_or_default();
+    println!("\n=== {title} ({how} connection #{id}) ===\n");
+    for e in &events {
+        if let Event::GotConn(c) = e {
+            let (to, from) = (addr(c.remote_addr), addr(c.local_addr));
+            println!("Connected to {to} from {from}, connection #{}\n", c.conn_id);
+        }
     }
     println!("{:?} {}", head.version, head.status);
     for (name, value) in &head.headers {
@@ -220,13 +201,15 @@ async fn stat(svc: &Svc, uri: Uri, n: Option<u32>, verbose: bool) -> bool {
 
 fn failed(err: &(dyn StdError + 'static), rec: &Recorder) -> bool {
     eprintln!("httpstat: request failed: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
+    for cause in successors(err.source(), |&e| e.source()) {
         eprintln!("  caused by: {cause}");
-        source = cause.source();
     }
     eprint!("{}", events_report(&rec.events()));
     false
+}
+
+fn addr(a: Option<SocketAddr>) -> String {
+    a.map_or("?".into(), |a| a.to_string())
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -254,30 +237,21 @@ fn print_waterfall(t: &Timings) {
                                       starttransfer:{s:<17}|
                                                                  total:{total}"
     );
-    if let (Some(total), Some(id)) = (t.total(), t.conn_id()) {
-        let sum: Duration = phases.iter().flatten().sum();
-        let reused = if t.reused() == Some(true) {
-            format!(" (reused connection #{id})")
-        } else {
-            String::new()
-        };
-        let gap = ms(total.checked_sub(sum));
-        println!(
-            "{reused}\n{gap} of the total falls between the phases (pool checkout, task hand-offs)"
-        );
+    if t.reused() == Some(true) {
+        let note = format!("(reused connection #{})", t.conn_id().unwrap_or_default());
+        println!("{note:>71}");
     }
-    println!();
+    if let Some(all) = t.total() {
+        let sum = phases.iter().flatten().sum();
+        let (sum, gap) = (ms(Some(sum)), ms(Some(all.saturating_sub(sum))));
+        println!("\n{sum} in phases + {gap} between them (pool, task hand-offs) = {total}");
+    }
 }
 
 /// An error with its causes, on one line.
 fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out = format!("{out}: {cause}");
-        source = cause.source();
-    }
-    out
+    let causes = successors(Some(err), |&e| e.source()).map(|e| e.to_string());
+    causes.collect::<Vec<_>>().join(": ")
 }
 
 /// Every event with its offset from `GetConn`, and the details that matter.
@@ -289,7 +263,6 @@ fn events_report(events: &[Event]) -> String {
     let Some(start) = start.map(Event::at) else {
         return "\n(no events recorded)\n".into();
     };
-    let addr = |a: Option<SocketAddr>| a.map_or("?".into(), |a| a.to_string());
     let mut out = String::from("\nEvents:\n");
     for e in events {
         let mut detail = match e {

@@ -22,8 +22,11 @@
 //!    poll of the connection task. The body deposits a [`Handoff`] in a thread-local; the IO
 //!    wrapper takes it at its next write on that thread, so exchange *k* of a connection is bound
 //!    to exactly the request whose bytes it writes, whatever the scheduling: no guessing by "who
-//!    is current now". A handoff is accepted only at an exchange boundary (the first exchange, or
-//!    after the previous one read response bytes), and a request binds at most once per attempt.
+//!    is current now". A request body hands off once (hyper takes a request off its queue once).
+//!    A handoff is accepted only at an exchange boundary (the first exchange, or after the
+//!    previous one read response bytes), and any read discards a pending one: hyper reads
+//!    before it takes the next request, never between taking it and writing it, so what a read
+//!    finds is stale (a request that was never written) and must bind nothing.
 //! 5. **Every Start has one Done.** DNS and connect starts are closed by their futures' completion
 //!    or, if dropped first, by a guard that reports [`Canceled`]. A request ends with exactly one
 //!    of `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`.
@@ -503,6 +506,13 @@ impl ConnSide {
         }
     }
 
+    /// Before a read: hyper's dispatcher reads before it takes a request and writes it, so a
+    /// handoff still pending on this thread is stale (left by a request that was never written)
+    /// and must not bind another connection's exchange.
+    pub(crate) fn before_read(&mut self) {
+        let _ = take_handoff();
+    }
+
     /// A read completed with `n` bytes (0: end of stream).
     pub(crate) fn read(&mut self, n: usize) {
         if n == 0 {
@@ -579,5 +589,144 @@ pub(crate) fn informational(
 impl Drop for ConnSide {
     fn drop(&mut self) {
         self.closed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Recorder;
+
+    fn names(rec: &Recorder) -> Vec<&'static str> {
+        rec.names()
+    }
+
+    fn no_addrs() -> (Option<SocketAddr>, Option<SocketAddr>) {
+        (None, None)
+    }
+
+    #[test]
+    fn exchanges_bind_at_boundaries_only() {
+        let rec = Recorder::new();
+        let a = RequestCtx::new(rec.trace());
+        let mut conn = ConnSide::new(7, Some(a.id));
+
+        // first exchange: untraced, counted
+        hand_off(None);
+        conn.before_write(no_addrs);
+        // a handoff left on this thread mid-exchange (no response read yet) is ignored
+        hand_off(Some(&a));
+        conn.before_write(no_addrs);
+        assert!(names(&rec).is_empty());
+        conn.read(10);
+        // a handoff that no write took is discarded by the next read
+        hand_off(Some(&a));
+        conn.before_read();
+        conn.before_write(no_addrs);
+        assert!(names(&rec).is_empty());
+
+        // second exchange: traced, on a connection that served one request already
+        hand_off(Some(&a));
+        conn.before_write(no_addrs);
+        a.set_body_done();
+        conn.flushed();
+        conn.read(3);
+        conn.read(3);
+        assert_eq!(
+            names(&rec),
+            [
+                "GotConn",
+                "WroteHeaders",
+                "WroteRequest",
+                "GotFirstResponseByte"
+            ]
+        );
+        match &rec.events()[0] {
+            Event::GotConn(g) => {
+                assert!(g.reused && g.was_idle);
+                assert_eq!(g.conn_id, 7);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(a.last_read().is_some());
+        drop(conn);
+        assert_eq!(names(&rec).last(), Some(&"ConnectionClosed"));
+        match rec.events().last() {
+            Some(Event::ConnectionClosed(c)) => assert_eq!(c.requests, 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_dropped_request_gets_nothing_and_keeps_nothing() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let mut conn = ConnSide::new(1, None);
+        hand_off(Some(&ctx));
+        conn.before_write(no_addrs);
+        drop(ctx);
+        conn.flushed();
+        conn.read(1);
+        drop(conn);
+        assert_eq!(names(&rec), ["GotConn"]);
+    }
+
+    #[test]
+    fn the_dialling_request_is_not_idle() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let mut conn = ConnSide::new(1, Some(ctx.id));
+        hand_off(Some(&ctx));
+        conn.before_write(no_addrs);
+        match &rec.events()[0] {
+            Event::GotConn(g) => assert!(!g.reused && !g.was_idle && g.idle_time.is_zero()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn write_errors_end_the_request_write_once() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let mut conn = ConnSide::new(1, None);
+        hand_off(Some(&ctx));
+        conn.before_write(no_addrs);
+        let err = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        conn.write_failed(&err);
+        conn.write_failed(&err);
+        conn.flushed();
+        assert_eq!(names(&rec), ["GotConn", "WroteRequest"]);
+        let cause = ctx.cause().expect("the write error is the request's cause");
+        let io = cause.get_ref().downcast_ref::<std::io::Error>().unwrap();
+        assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+        assert!(ctx.conn_broken());
+    }
+
+    #[test]
+    fn dial_events_pair_up() {
+        let rec = Recorder::new();
+        let req = RequestCtx::new(rec.trace());
+        // a lookup, then a connect that is dropped
+        let dial = DialCtx::new(req.clone(), Some(80));
+        dial.dns_start("example.test");
+        dial.dns_done(Ok(vec!["127.0.0.1:0".parse().unwrap()]));
+        dial.connect_canceled();
+        dial.connect_canceled();
+        assert_eq!(
+            names(&rec),
+            ["DNSStart", "DNSDone", "ConnectStart", "ConnectDone"]
+        );
+        match &rec.events()[2] {
+            Event::ConnectStart(s) => assert_eq!(s.addr, Some("127.0.0.1:80".parse().unwrap())),
+            other => panic!("{other:?}"),
+        }
+        // a failed lookup: no connect at all, as in Go
+        rec.clear();
+        let dial = DialCtx::new(req, Some(80));
+        dial.dns_start("example.test");
+        dial.dns_done(Err(SharedError::new("nope")));
+        dial.connect_done(Err(SharedError::new("dns error")));
+        dial.connect_canceled();
+        assert_eq!(names(&rec), ["DNSStart", "DNSDone"]);
     }
 }

@@ -100,9 +100,9 @@ impl StdError for Canceled {}
 
 /// The error of a request that failed, as reported by [`RequestFailed`](crate::Event::RequestFailed).
 ///
-/// Its `Display` is the client's error with its chain of causes; `source()` is the cause that
-/// httptrace observed for this request (the connect or DNS error, an I/O error on the wire), when
-/// there is one.
+/// Its `Display` is the client's error (e.g. hyper-util's `client error (Connect)`); `source()`
+/// is the cause httptrace observed for this request (the connect or DNS error, an I/O error on
+/// the wire), when there is one.
 #[derive(Debug, Clone)]
 pub struct RequestError {
     message: String,

@@ -103,17 +103,25 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod binding;
-pub mod connect;
+mod connect;
 mod consumer;
 mod error;
 mod event;
-pub mod layer;
+mod request;
 mod trace;
 
-pub use crate::connect::{TracedIo, TracingConnector, TracingResolver};
+pub use crate::connect::{
+    Addrs, ConnectFuture, ResolveFuture, TracedIo, TracingConnector, TracingResolver,
+};
 pub use crate::consumer::recorder::Recorder;
 pub use crate::consumer::timings::Timings;
 pub use crate::error::{Canceled, RequestError, SharedError};
 pub use crate::event::*;
-pub use crate::layer::{on_informational, RequestBody, ResponseBody, Trace, TraceLayer};
+pub use crate::request::{
+    on_informational, RequestBody, ResponseBody, ResponseFuture, Trace, TraceLayer,
+};
 pub use crate::trace::{ClientTrace, Scoped};
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

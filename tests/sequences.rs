@@ -361,3 +361,38 @@ async fn untraced_request_reports_nothing_and_keeps_framing() {
     assert!(parts.headers.get("x-got-te").is_none());
     assert_eq!(parts.headers["x-got-len"], "0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_connector_a_mock_one() {
+    let server = Server::start().await;
+    let target = server.addr;
+    // hyper-util wants an Unpin connect future, traced or not
+    let mock = tower::service_fn(move |_dst: http::Uri| {
+        Box::pin(async move {
+            tokio::net::TcpStream::connect(target)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        })
+    });
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, httptrace::RequestBody<Body>>(httptrace::TracingConnector::new(mock));
+    let client = tower::Layer::layer(&TraceLayer::new(), client);
+    let rec = Recorder::new();
+    let mut req = http::Request::get("http://mock.test/")
+        .body(Body::default())
+        .unwrap();
+    req.extensions_mut().insert(rec.trace());
+    let res = client.clone().oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let events = rec.events();
+    assert_eq!(names(&events), FRESH);
+    match (&events[1], &events[2]) {
+        (Event::ConnectStart(s), Event::ConnectDone(d)) => {
+            // no lookup was seen: the connect started when the connector was called
+            assert_eq!(s.addr, None);
+            assert!(s.at >= events[0].at() && s.at <= d.at);
+            assert_eq!(d.addr, Some(target));
+        }
+        other => panic!("{other:?}"),
+    }
+}

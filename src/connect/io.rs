@@ -117,6 +117,7 @@ impl<T: Read> AsyncRead for Wire<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        this.conn.before_read();
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         match &res {

@@ -177,11 +177,14 @@ fn host_port(uri: &http::Uri) -> String {
         Some("https") | Some("wss") => 443,
         _ => 80,
     });
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(host.len() + 8);
+    let _ = if host.contains(':') && !host.starts_with('[') {
+        write!(s, "[{host}]:{port}")
     } else {
-        format!("{host}:{port}")
-    }
+        write!(s, "{host}:{port}")
+    };
+    s
 }
 
 #[cfg(test)]

@@ -1,0 +1,507 @@
+//! What httptrace costs per request: loopback HTTP/1 keep-alive GETs (5-byte body), sequential
+//! and 64 concurrent, through the bare hyper-util client and through the traced stack (no trace,
+//! a no-op trace, a `Recorder` per request, `record_timings`). The server runs in this process,
+//! on a thread and runtime of its own; the client on a current-thread runtime.
+//!
+//! - `taskset -c 0 cargo bench --bench overhead`: criterion, the variants side by side in one
+//!   group per case. Pin it: unpinned, each sequential request wakes a thread on the other vCPU
+//!   and the figures (~100 µs/req instead of ~22) say more about the scheduler than the stack.
+//! - `taskset -c 0 cargo bench --bench overhead -- --ratios` (or `HTTPTRACE_RATIOS=1`): instead
+//!   of criterion, the interleaved measurement of `shared/BENCHMARKING.md`: every round runs
+//!   each variant in turn (bare, bare again as the A/A control, untraced, no-op, recorder,
+//!   timings), and the table gives the median µs/request over the rounds and the median ratio to
+//!   the bare run of the same round, with its min–max, beside the process CPU per request.
+//!   `HTTPTRACE_ROUNDS` (default 15) and `HTTPTRACE_REQUESTS` (default 2000 per variant and
+//!   round, sequential; twice that concurrent) change the sizes, and `HTTPTRACE_VERBOSE=1`
+//!   prints every round's µs/request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Empty, Full};
+use httptrace::{
+    ClientTrace, Hooks, Recorder, RequestBody, Timings, Trace, TraceLayer, TracingConnector,
+};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, Service, ServiceExt};
+
+/// Requests in flight in the concurrent case.
+const CONCURRENCY: u64 = 64;
+
+// ---------------------------------------------------------------------------------------------
+// The server: its own thread and runtime, answering `hello` on every connection.
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                let accept = async {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            return;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(|_req| async {
+                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                                    b"hello",
+                                ))))
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server address");
+        Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn uri(&self) -> Uri {
+        format!("http://{}/", self.addr).parse().expect("uri")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The stacks.
+
+type Bare = Client<HttpConnector, Empty<Bytes>>;
+type Traced = Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<Bytes>>>>;
+
+struct Noop;
+impl Hooks for Noop {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bare,
+    Untraced,
+    Noop,
+    Recorder,
+    Timings,
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Bare,
+        Kind::Untraced,
+        Kind::Noop,
+        Kind::Recorder,
+        Kind::Timings,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare hyper-util",
+            Kind::Untraced => "traced stack, no trace",
+            Kind::Noop => "no-op trace",
+            Kind::Recorder => "Recorder per request",
+            Kind::Timings => "record_timings(true)",
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare",
+            Kind::Untraced => "untraced",
+            Kind::Noop => "noop",
+            Kind::Recorder => "recorder",
+            Kind::Timings => "timings",
+        }
+    }
+}
+
+fn http() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http
+}
+
+fn traced(layer: TraceLayer) -> Traced {
+    layer.layer(
+        Client::builder(TokioExecutor::new())
+            .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::new(http())),
+    )
+}
+
+/// One client stack, with what it attaches to each request. Clones share the client's pool.
+#[derive(Clone)]
+enum Stack {
+    Bare(Bare),
+    Untraced(Traced),
+    Noop(Traced, ClientTrace),
+    Recorder(Traced),
+    Timings(Traced),
+}
+
+impl Stack {
+    /// A new client (its own pool) of this kind.
+    fn new(kind: Kind) -> Stack {
+        match kind {
+            Kind::Bare => Stack::Bare(Client::builder(TokioExecutor::new()).build(http())),
+            Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
+            Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
+            Kind::Recorder => Stack::Recorder(traced(TraceLayer::new())),
+            Kind::Timings => Stack::Timings(traced(TraceLayer::new().record_timings(true))),
+        }
+    }
+
+    /// One GET, its body read to the end.
+    async fn get(&mut self, uri: &Uri) {
+        let mut req = Request::get(uri.clone())
+            .body(Empty::new())
+            .expect("request");
+        match self {
+            Stack::Bare(client) => send(client, req).await,
+            Stack::Untraced(svc) | Stack::Timings(svc) => send(svc, req).await,
+            Stack::Noop(svc, trace) => {
+                req.extensions_mut().insert(trace.clone());
+                send(svc, req).await
+            }
+            Stack::Recorder(svc) => {
+                req.extensions_mut().insert(Recorder::new().trace());
+                send(svc, req).await
+            }
+        }
+    }
+}
+
+async fn send<S, B>(svc: &mut S, req: Request<Empty<Bytes>>)
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let res = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(req)
+        .await
+        .expect("response");
+    let mut body = pin!(res.into_body());
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("body").into_data() {
+            len += data.len();
+        }
+    }
+    assert_eq!(len, 5);
+}
+
+/// Checks that each traced variant really traces, before anything is measured.
+async fn sanity(uri: &Uri) {
+    let rec = Recorder::new();
+    let mut req = Request::get(uri.clone())
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    req.extensions_mut().insert(rec.trace());
+    send(&mut traced(TraceLayer::new()), req).await;
+    assert!(
+        rec.names().contains(&"PutIdleConn"),
+        "recorder: {:?}",
+        rec.names()
+    );
+
+    let mut svc = traced(TraceLayer::new().record_timings(true));
+    let req = Request::get(uri.clone())
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let res = svc
+        .ready()
+        .await
+        .expect("ready")
+        .call(req)
+        .await
+        .expect("response");
+    let timings = res.extensions().get::<Timings>().cloned().expect("timings");
+    res.into_body().collect().await.expect("body");
+    assert!(timings.is_complete(), "timings incomplete");
+}
+
+/// `n` sequential requests on `stack`.
+async fn sequential(stack: &mut Stack, uri: &Uri, n: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        stack.get(uri).await;
+    }
+    start.elapsed()
+}
+
+/// `n` requests on `stack`, `CONCURRENCY` in flight (each task on its own clone of the stack,
+/// all sharing its pool).
+async fn concurrent(stack: &Stack, uri: &Uri, n: u64) -> Duration {
+    let start = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONCURRENCY.min(n) {
+        let (mut stack, uri, next) = (stack.clone(), uri.clone(), next.clone());
+        tasks.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                stack.get(&uri).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("request task");
+    }
+    start.elapsed()
+}
+
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Criterion.
+
+fn criterion_benches(c: &mut Criterion) {
+    let server = Server::start();
+    let uri = server.uri();
+    let rt = client_runtime();
+    rt.block_on(sanity(&uri));
+
+    let mut group = c.benchmark_group("sequential");
+    group.throughput(Throughput::Elements(1));
+    for kind in Kind::ALL {
+        let stack = Stack::new(kind);
+        group.bench_function(BenchmarkId::from_parameter(kind.id()), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (mut stack, uri) = (stack.clone(), uri.clone());
+                async move { sequential(&mut stack, &uri, iters).await }
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("concurrent64");
+    group.throughput(Throughput::Elements(1));
+    for kind in Kind::ALL {
+        let stack = Stack::new(kind);
+        group.bench_function(BenchmarkId::from_parameter(kind.id()), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (stack, uri) = (stack.clone(), uri.clone());
+                async move { concurrent(&stack, &uri, iters).await }
+            })
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The interleaved ratios.
+
+/// CPU time of this process so far: the sum over its threads of `/proc/self/task/*/schedstat`
+/// (nanoseconds on CPU). `None` where that isn't readable.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue;
+        }; // thread just exited
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(default)
+}
+
+/// Per variant and round: wall and CPU µs per request.
+#[derive(Default, Clone)]
+struct Series {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Series {
+    /// One measurement of `n` requests: their wall time, and the process CPU time since `cpu`.
+    fn push(&mut self, wall: Duration, cpu: Option<Duration>, n: u64) {
+        let cpu = process_cpu().zip(cpu).map(|(now, before)| now - before);
+        self.wall.push(wall.as_secs_f64() * 1e6 / n as f64);
+        self.cpu
+            .push(cpu.map_or(f64::NAN, |c| c.as_secs_f64() * 1e6 / n as f64));
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Median per-round ratio to the bare run of the same round, and its min–max.
+fn ratio(s: &Series, bare: &Series) -> (f64, f64, f64) {
+    let r: Vec<f64> = s.wall.iter().zip(&bare.wall).map(|(x, b)| x / b).collect();
+    let min = r.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(&r), min, max)
+}
+
+fn ratios() {
+    let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
+    let seq_n = env_u64("HTTPTRACE_REQUESTS", 2000);
+    let conc_n = seq_n * 2;
+    let variants: [(&str, Kind); 6] = [
+        ("bare hyper-util", Kind::Bare),
+        ("bare again (A/A control)", Kind::Bare),
+        (Kind::Untraced.name(), Kind::Untraced),
+        (Kind::Noop.name(), Kind::Noop),
+        (Kind::Recorder.name(), Kind::Recorder),
+        (Kind::Timings.name(), Kind::Timings),
+    ];
+
+    let server = Server::start();
+    let uri = server.uri();
+    let rt = client_runtime();
+    let cpus = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Cpus_allowed_list:")
+                    .map(|v| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "?".into());
+
+    let (seq, conc) = rt.block_on(async {
+        sanity(&uri).await;
+        // separate clients for the two cases: the sequential one keeps a single connection
+        let mut seq_stacks: Vec<Stack> = variants.iter().map(|(_, k)| Stack::new(*k)).collect();
+        let conc_stacks: Vec<Stack> = variants.iter().map(|(_, k)| Stack::new(*k)).collect();
+        // the sequential rounds, then the concurrent ones; each case's rounds interleave the
+        // variants: A B C ... A B C ...
+        for stack in &mut seq_stacks {
+            sequential(stack, &uri, 500).await;
+        }
+        let mut seq = vec![Series::default(); variants.len()];
+        for _ in 0..rounds {
+            for (i, stack) in seq_stacks.iter_mut().enumerate() {
+                let cpu = process_cpu();
+                let wall = sequential(stack, &uri, seq_n).await;
+                seq[i].push(wall, cpu, seq_n);
+            }
+        }
+        for stack in &conc_stacks {
+            // opens the connections, and warms up again after the sequential phase
+            concurrent(stack, &uri, CONCURRENCY * 40).await;
+        }
+        let mut conc = vec![Series::default(); variants.len()];
+        for _ in 0..rounds {
+            for (i, stack) in conc_stacks.iter().enumerate() {
+                let cpu = process_cpu();
+                let wall = concurrent(stack, &uri, conc_n).await;
+                conc[i].push(wall, cpu, conc_n);
+            }
+        }
+        if std::env::var_os("HTTPTRACE_VERBOSE").is_some() {
+            for (case, series) in [("sequential", &seq), ("concurrent", &conc)] {
+                for (s, (name, _)) in series.iter().zip(&variants) {
+                    let rounds: Vec<String> = s.wall.iter().map(|w| format!("{w:.2}")).collect();
+                    eprintln!(
+                        "{case:<10} {name:<26} µs/req by round: {}",
+                        rounds.join(" ")
+                    );
+                }
+            }
+        }
+        (seq, conc)
+    });
+
+    println!(
+        "\nloopback HTTP/1 keep-alive GET, 5-byte body; client on a current-thread runtime, server \
+         on its own thread; allowed CPUs: {cpus}; {rounds} interleaved rounds, {seq_n} sequential \
+         and {conc_n} {CONCURRENCY}-concurrent requests per variant and round; µs/req and CPU: \
+         median over rounds (CPU: whole process, client and server); ratio: median of per-round \
+         ratios to the bare run [min–max]\n"
+    );
+    println!(
+        "| stack | sequential µs/req | ratio | CPU µs/req | {CONCURRENCY} concurrent µs/req | ratio | CPU µs/req |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (i, (name, _)) in variants.iter().enumerate() {
+        let (sr, smin, smax) = ratio(&seq[i], &seq[0]);
+        let (cr, cmin, cmax) = ratio(&conc[i], &conc[0]);
+        println!(
+            "| {name} | {:.2} | {sr:.3} [{smin:.3}–{smax:.3}] | {:.2} | {:.2} | {cr:.3} [{cmin:.3}–{cmax:.3}] | {:.2} |",
+            median(&seq[i].wall),
+            median(&seq[i].cpu),
+            median(&conc[i].wall),
+            median(&conc[i].cpu),
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--ratios") || std::env::var_os("HTTPTRACE_RATIOS").is_some() {
+        ratios();
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c);
+    c.final_summary();
+}
