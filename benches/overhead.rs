@@ -15,9 +15,6 @@
 //!   round, sequential; twice that concurrent) change the sizes, and `HTTPTRACE_VERBOSE=1`
 //!   prints every round's µs/request.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,101 +22,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Empty, Full};
-use httptrace::{
-    ClientTrace, Hooks, Recorder, RequestBody, Timings, Trace, TraceLayer, TracingConnector,
-};
+use http_body_util::{BodyExt, Empty};
+use httptrace::{ClientTrace, Recorder, Timings, TraceLayer};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tower::{Layer, Service, ServiceExt};
+use tower::Service;
 
 /// Requests in flight in the concurrent case.
 const CONCURRENCY: u64 = 64;
 
 // ---------------------------------------------------------------------------------------------
-// The server: its own thread and runtime, answering `hello` on every connection.
+// The server (its own thread and runtime, answering `hello` on every connection) and the stacks.
 
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+#[path = "../tests/common/loopback.rs"]
+mod loopback;
 
-impl Server {
-    fn start() -> Server {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                addr_tx
-                    .send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                let accept = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            return;
-                        };
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(async move {
-                            let svc = hyper::service::service_fn(|_req| async {
-                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                    b"hello",
-                                ))))
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server address");
-        Server {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn uri(&self) -> Uri {
-        format!("http://{}/", self.addr).parse().expect("uri")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The stacks.
-
-type Bare = Client<HttpConnector, Empty<Bytes>>;
-type Traced = Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<Bytes>>>>;
-
-struct Noop;
-impl Hooks for Noop {}
+use loopback::{bare, call, read_hello, request, Bare, Noop, Server, Traced};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -167,10 +84,7 @@ fn http() -> HttpConnector {
 }
 
 fn traced(layer: TraceLayer) -> Traced {
-    layer.layer(
-        Client::builder(TokioExecutor::new())
-            .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::new(http())),
-    )
+    loopback::traced(http(), layer)
 }
 
 /// One client stack, with what it attaches to each request. Clones share the client's pool.
@@ -187,7 +101,7 @@ impl Stack {
     /// A new client (its own pool) of this kind.
     fn new(kind: Kind) -> Stack {
         match kind {
-            Kind::Bare => Stack::Bare(Client::builder(TokioExecutor::new()).build(http())),
+            Kind::Bare => Stack::Bare(bare(http())),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
             Kind::Recorder => Stack::Recorder(traced(TraceLayer::new())),
@@ -197,9 +111,7 @@ impl Stack {
 
     /// One GET, its body read to the end.
     async fn get(&mut self, uri: &Uri) {
-        let mut req = Request::get(uri.clone())
-            .body(Empty::new())
-            .expect("request");
+        let mut req = request(uri);
         match self {
             Stack::Bare(client) => send(client, req).await,
             Stack::Untraced(svc) | Stack::Timings(svc) => send(svc, req).await,
@@ -215,6 +127,7 @@ impl Stack {
     }
 }
 
+/// Sends `req` on `svc` and reads the `hello` to the end.
 async fn send<S, B>(svc: &mut S, req: Request<Empty<Bytes>>)
 where
     S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
@@ -222,29 +135,13 @@ where
     B: http_body::Body<Data = Bytes>,
     B::Error: std::fmt::Debug,
 {
-    let res = svc
-        .ready()
-        .await
-        .expect("ready")
-        .call(req)
-        .await
-        .expect("response");
-    let mut body = pin!(res.into_body());
-    let mut len = 0;
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame.expect("body").into_data() {
-            len += data.len();
-        }
-    }
-    assert_eq!(len, 5);
+    read_hello(call(svc, req).await.into_body()).await;
 }
 
 /// Checks that each traced variant really traces, before anything is measured.
 async fn sanity(uri: &Uri) {
     let rec = Recorder::new();
-    let mut req = Request::get(uri.clone())
-        .body(Empty::<Bytes>::new())
-        .expect("request");
+    let mut req = request(uri);
     req.extensions_mut().insert(rec.trace());
     send(&mut traced(TraceLayer::new()), req).await;
     assert!(
@@ -254,16 +151,7 @@ async fn sanity(uri: &Uri) {
     );
 
     let mut svc = traced(TraceLayer::new().record_timings(true));
-    let req = Request::get(uri.clone())
-        .body(Empty::<Bytes>::new())
-        .expect("request");
-    let res = svc
-        .ready()
-        .await
-        .expect("ready")
-        .call(req)
-        .await
-        .expect("response");
+    let res = call(&mut svc, request(uri)).await;
     let timings = res.extensions().get::<Timings>().cloned().expect("timings");
     res.into_body().collect().await.expect("body");
     assert!(timings.is_complete(), "timings incomplete");

@@ -8,8 +8,10 @@ use std::sync::Arc;
 ///
 /// httptrace wraps the errors of the connectors and resolvers it wraps in this type, so that the
 /// event (for example [`ConnectDone`](crate::Event::ConnectDone)) reports the very error the client
-/// sees. It is transparent: `Display` and `source()` are those of the original error, and
-/// [`SharedError::get_ref`] gives the original for downcasting.
+/// sees. It is transparent: `Display` and `source()` are those of the original error, so a
+/// chain of causes reads as if it weren't there; when you walk a chain to downcast, use
+/// [`SharedError::get_ref`] to reach the original. [`Event::error`](crate::Event::error) gives
+/// the original directly.
 ///
 /// ```
 /// use httptrace::SharedError;
@@ -27,10 +29,14 @@ pub struct SharedError {
 }
 
 impl SharedError {
-    /// Wraps an error.
+    /// Wraps an error (a `SharedError` is taken as it is, not wrapped twice).
     pub fn new(err: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
-        Self {
-            inner: Arc::from(err.into()),
+        let err = err.into();
+        match err.downcast::<SharedError>() {
+            Ok(shared) => *shared,
+            Err(err) => Self {
+                inner: Arc::from(err),
+            },
         }
     }
 

@@ -52,8 +52,8 @@ pub struct ConnectStartInfo {
     pub at: Instant,
     /// `"tcp"`.
     pub network: &'static str,
-    /// The address dialled, when it is known before dialling: an IP literal, or the only address
-    /// the lookup returned.
+    /// The address dialled, when it is known before dialling: an IP literal, the only address
+    /// the lookup returned, or the address of this attempt (per-address connects).
     pub addr: Option<SocketAddr>,
 }
 
@@ -72,6 +72,47 @@ pub struct ConnectDoneInfo {
     /// The id of the new connection, as [`GotConnInfo::conn_id`] will name it.
     pub conn_id: Option<u64>,
     /// The connector's error, or [`Canceled`](crate::Canceled) if the connect was dropped.
+    pub error: Option<SharedError>,
+}
+
+/// `TLSHandshakeStart`: the TLS handshake starts, right after the transport connected.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TlsHandshakeStartInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The server name the client is about to send (SNI), when known.
+    pub server_name: Option<String>,
+}
+
+/// What a TLS handshake negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsState {
+    /// The protocol version, e.g. `"TLSv1.3"`.
+    pub version: String,
+    /// The ALPN protocol agreed, e.g. `b"h2"`, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The cipher suite, e.g. `"TLS13_AES_256_GCM_SHA384"`.
+    pub cipher_suite: String,
+    /// The server's certificate chain, DER, leaf first.
+    pub peer_certificates: Vec<Vec<u8>>,
+    /// The server name sent (SNI), when known.
+    pub server_name: Option<String>,
+    /// The session was resumed (no full handshake).
+    pub resumed: bool,
+}
+
+/// `TLSHandshakeDone`: the TLS handshake ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TlsHandshakeDoneInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// What was negotiated, when the handshake succeeded and the TLS stack tells it.
+    pub state: Option<TlsState>,
+    /// The handshake's error (untrusted certificate, name mismatch...), or
+    /// [`Canceled`](crate::Canceled) if it was dropped.
     pub error: Option<SharedError>,
 }
 
@@ -297,6 +338,10 @@ events! {
     ConnectStart(ConnectStartInfo) => connect_start, "ConnectStart", none;
     /// `ConnectDone`: the connect ended.
     ConnectDone(ConnectDoneInfo) => connect_done, "ConnectDone", opt;
+    /// `TLSHandshakeStart`: a TLS handshake starts.
+    TlsHandshakeStart(TlsHandshakeStartInfo) => tls_handshake_start, "TLSHandshakeStart", none;
+    /// `TLSHandshakeDone`: the TLS handshake ended.
+    TlsHandshakeDone(TlsHandshakeDoneInfo) => tls_handshake_done, "TLSHandshakeDone", opt;
     /// `GotConn`: the request got its connection.
     GotConn(GotConnInfo) => got_conn, "GotConn", none;
     /// `WroteHeaders`: the request headers are written.

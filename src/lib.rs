@@ -111,8 +111,11 @@ mod request;
 mod trace;
 
 pub use crate::connect::{
-    Addrs, ConnectFuture, ResolveFuture, TracedIo, TracingConnector, TracingResolver,
+    Addrs, ConnectFuture, HttpStack, InspectTls, NoTls, PerAddressConnector, ResolveFuture,
+    TracedIo, TracingConnector, TracingResolver, TracingTransport, TransportFuture,
 };
+#[cfg(feature = "rustls")]
+pub use crate::connect::{HttpsStack, Rustls};
 pub use crate::consumer::recorder::Recorder;
 pub use crate::consumer::timings::Timings;
 pub use crate::error::{Canceled, RequestError, SharedError};

@@ -8,17 +8,13 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Empty, Full};
-use httptrace::{ClientTrace, Hooks, Recorder, RequestBody, TraceLayer, TracingConnector};
+use http::{Request, Response};
+use http_body_util::Empty;
+use httptrace::{ClientTrace, Recorder, TraceLayer};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 // ---------------------------------------------------------------------------------------------
 // The counting allocator: counts only on threads that turned their flag on.
@@ -76,91 +72,12 @@ fn counts() -> Counts {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The loopback server, on its own thread and runtime.
+// The loopback server (on its own thread and runtime), the client stacks and the measured loop.
 
-struct Server {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+#[path = "common/loopback.rs"]
+mod loopback;
 
-impl Server {
-    fn start() -> Server {
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let accept = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else {
-                            return;
-                        };
-                        let _ = stream.set_nodelay(true);
-                        tokio::spawn(async move {
-                            let svc = hyper::service::service_fn(|_req| async {
-                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                    b"hello",
-                                ))))
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-        });
-        let addr = addr_rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("server address");
-        Server {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The client stacks and the measured loop.
-
-#[derive(Clone)]
-struct Noop;
-impl Hooks for Noop {}
-
-fn bare() -> Client<HttpConnector, Empty<Bytes>> {
-    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
-}
-
-fn traced() -> httptrace::Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<Bytes>>>>
-{
-    tower::Layer::layer(
-        &TraceLayer::new(),
-        Client::builder(TokioExecutor::new())
-            .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::new(HttpConnector::new())),
-    )
-}
+use loopback::{bare, call, read_hello, request, traced, Noop, Server};
 
 /// Sends `n` sequential GETs on `svc` (keep-alive: one connection), each built by `make` and its
 /// body read to the end; returns what the test thread allocated meanwhile, over all `n`, and the
@@ -182,16 +99,9 @@ where
     for _ in 0..n {
         let start = ALLOCS.with(Cell::get);
         let req = make();
-        let res = svc.ready().await.unwrap().call(req).await.unwrap();
+        let res = call(svc, req).await;
         assert_eq!(res.status(), 200);
-        let mut body = std::pin::pin!(res.into_body());
-        let mut len = 0;
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame.unwrap().into_data() {
-                len += data.len();
-            }
-        }
-        assert_eq!(len, 5);
+        read_hello(res.into_body()).await;
         let one = ALLOCS.with(Cell::get) - start;
         min = min.min(one);
         max = max.max(one);
@@ -250,13 +160,13 @@ const NOOP_EXTRA_REALLOCS: u64 = 0;
 #[test]
 fn untraced_costs_nothing_noop_trace_costs_a_fixed_few() {
     let server = Server::start();
-    let uri: Uri = format!("http://{}/", server.addr).parse().unwrap();
+    let uri = server.uri();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let get = || Request::get(uri.clone()).body(Empty::new()).unwrap();
+        let get = || request(&uri);
         let noop = ClientTrace::new(Noop);
         let with_noop = || {
             let mut req = get();
@@ -266,10 +176,10 @@ fn untraced_costs_nothing_noop_trace_costs_a_fixed_few() {
 
         let mut per_n = Vec::new();
         for n in [100, 300] {
-            let a = measure("(a) bare hyper-util", &mut bare(), n, get).await;
-            let b = measure("(b) traced, no trace", &mut traced(), n, get).await;
-            let c = measure("(c) traced, no-op trace", &mut traced(), n, with_noop).await;
-            let d = measure("(d) traced, Recorder/request", &mut traced(), n, || {
+            let a = measure("(a) bare hyper-util", &mut bare(HttpConnector::new()), n, get).await;
+            let b = measure("(b) traced, no trace", &mut traced(HttpConnector::new(), TraceLayer::new()), n, get).await;
+            let c = measure("(c) traced, no-op trace", &mut traced(HttpConnector::new(), TraceLayer::new()), n, with_noop).await;
+            let d = measure("(d) traced, Recorder/request", &mut traced(HttpConnector::new(), TraceLayer::new()), n, || {
                 let mut req = get();
                 req.extensions_mut().insert(Recorder::new().trace());
                 req

@@ -62,8 +62,7 @@ const CORE: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_each_get_their_own_events() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
     let started = Instant::now();
 
     let mut outcomes = Vec::new();
@@ -168,13 +167,7 @@ async fn concurrent_requests_each_get_their_own_events() {
             o.id
         );
 
-        let got = ev
-            .iter()
-            .find_map(|e| match e {
-                Event::GotConn(i) => Some(i.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let got = got_conn(ev);
         // the proof: the connection GotConn names is the socket the server read this request on
         assert_eq!(
             got.local_addr,

@@ -15,12 +15,6 @@ use httptrace::{Canceled, ClientTrace, Event, Hooks, Recorder, Timings, TraceLay
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
-fn traced(url: &str, trace: ClientTrace) -> http::Request<Body> {
-    let mut req = http::Request::get(url).body(Body::default()).unwrap();
-    req.extensions_mut().insert(trace);
-    req
-}
-
 async fn wait_for(rec: &Recorder, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !rec.names().contains(&name) {
@@ -32,10 +26,7 @@ async fn wait_for(rec: &Recorder, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dial_that_ends_up_serving_another_request() {
     let server = Server::start().await;
-    let resolver = StaticResolver {
-        addrs: Ok(vec![server.addr]),
-        delay: Duration::from_millis(150),
-    };
+    let resolver = StaticResolver::answering(server.addr, Duration::from_millis(150));
     let client = client_with(resolver, TraceLayer::new());
     let base = format!("http://dial.test:{}", server.addr.port());
 
@@ -51,12 +42,7 @@ async fn a_dial_that_ends_up_serving_another_request() {
     // A finds no idle connection and dials; X comes back first, so A is served by X (which then
     // closes) while A's dial goes on in the background and lands in the pool
     let a = Recorder::new();
-    let res = client
-        .clone()
-        .oneshot(traced(&format!("{base}/?close=1"), a.trace()))
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get(&client, &format!("{base}/?close=1"), a.trace()).await;
     first
         .await
         .unwrap()
@@ -68,12 +54,8 @@ async fn a_dial_that_ends_up_serving_another_request() {
     wait_for(&a, "ConnectDone").await;
 
     let a_events = a.events();
-    let a_names: Vec<_> = names(&a_events)
-        .into_iter()
-        .filter(|n| *n != "ConnectionClosed")
-        .collect();
     assert_eq!(
-        a_names,
+        names_but_closed(&a_events),
         [
             "GetConn",
             "DNSStart",
@@ -101,26 +83,9 @@ async fn a_dial_that_ends_up_serving_another_request() {
     // B gets A's dial from the pool: not reused, but idle
     tokio::time::sleep(Duration::from_millis(20)).await;
     let b = Recorder::new();
-    let res = client
-        .clone()
-        .oneshot(traced(&format!("{base}/"), b.trace()))
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get(&client, &format!("{base}/"), b.trace()).await;
     let b_events = b.events();
-    assert_eq!(
-        names(&b_events),
-        [
-            "GetConn",
-            "GotConn",
-            "WroteHeaders",
-            "WroteRequest",
-            "GotFirstResponseByte",
-            "ResponseHeaders",
-            "ResponseBodyDone",
-            "PutIdleConn"
-        ]
-    );
+    assert_eq!(names(&b_events), REUSED);
     match &b_events[1] {
         Event::GotConn(g) => {
             assert_eq!(g.conn_id, a_dial);
@@ -182,12 +147,8 @@ async fn informational_responses() {
     let res = client.oneshot(req).await.unwrap();
     res.into_body().collect().await.unwrap();
     let events = rec.events();
-    let names: Vec<_> = names(&events)
-        .into_iter()
-        .filter(|n| *n != "ConnectionClosed")
-        .collect();
     assert_eq!(
-        names,
+        names_but_closed(&events),
         [
             "GetConn",
             "ConnectStart",
@@ -247,10 +208,8 @@ async fn a_callback_set_in_hyper_is_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canceled_during_dns() {
-    let resolver = StaticResolver {
-        addrs: Ok(vec!["127.0.0.1:9".parse().unwrap()]),
-        delay: Duration::from_secs(30),
-    };
+    let resolver =
+        StaticResolver::answering("127.0.0.1:9".parse().unwrap(), Duration::from_secs(30));
     let client = client_with(resolver, TraceLayer::new());
     let rec = Recorder::new();
     let fut = client.oneshot(traced("http://slow.test/", rec.trace()));
@@ -271,8 +230,7 @@ async fn canceled_during_dns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_dropped_before_its_end() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
     let rec = Recorder::new();
     let res = client
         .clone()
@@ -284,24 +242,7 @@ async fn body_dropped_before_its_end() {
     let got = first.data_ref().map(|d| d.len()).unwrap_or(0) as u64;
     drop(body);
     let events = rec.events();
-    let without_close: Vec<_> = names(&events)
-        .into_iter()
-        .filter(|n| *n != "ConnectionClosed")
-        .collect();
-    assert_eq!(
-        without_close,
-        [
-            "GetConn",
-            "ConnectStart",
-            "ConnectDone",
-            "GotConn",
-            "WroteHeaders",
-            "WroteRequest",
-            "GotFirstResponseByte",
-            "ResponseHeaders",
-            "ResponseBodyDone"
-        ]
-    );
+    assert_eq!(names_but_closed(&events), FRESH_UNPOOLED);
     match events.iter().find(|e| e.name() == "ResponseBodyDone") {
         Some(Event::ResponseBodyDone(i)) => {
             assert_eq!(i.bytes, got);
@@ -320,12 +261,7 @@ async fn body_dropped_before_its_end() {
     }
     // the client still serves the next request
     let next = Recorder::new();
-    let res = client
-        .clone()
-        .oneshot(traced(&server.url("/"), next.trace()))
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get(&client, &server.url("/"), next.trace()).await;
     assert!(next.names().contains(&"PutIdleConn"), "{:?}", next.names());
     drop(client);
 }
@@ -339,17 +275,11 @@ impl Hooks for Panics {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_hook_is_contained() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
     for _ in 0..2 {
         let rec = Recorder::new();
         let trace = ClientTrace::new(Panics).compose(rec.trace());
-        let res = client
-            .clone()
-            .oneshot(traced(&server.url("/"), trace))
-            .await
-            .unwrap();
-        res.into_body().collect().await.unwrap();
+        get(&client, &server.url("/"), trace).await;
         assert!(rec.names().contains(&"GotConn"), "the next hook still runs");
         assert!(
             rec.names().contains(&"PutIdleConn"),
@@ -368,17 +298,10 @@ async fn a_panicking_hook_is_contained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timings_in_the_response() {
     let server = Server::start().await;
-    let resolver = StaticResolver {
-        addrs: Ok(vec![server.addr]),
-        delay: Duration::from_millis(20),
-    };
+    let resolver = StaticResolver::answering(server.addr, Duration::from_millis(20));
     let client = client_with(resolver, TraceLayer::new().record_timings(true));
     let url = format!("http://timed.test:{}/?delay_ms=30", server.addr.port());
-    let res = client
-        .clone()
-        .oneshot(http::Request::get(&url).body(Body::default()).unwrap())
-        .await
-        .unwrap();
+    let res = client.clone().oneshot(request(&url)).await.unwrap();
     let t = res
         .extensions()
         .get::<Timings>()
@@ -401,10 +324,7 @@ async fn timings_in_the_response() {
     assert!(t.namelookup() <= t.connected() && t.connected() <= t.pretransfer());
     assert!(t.pretransfer() <= t.starttransfer() && t.starttransfer() <= t.total());
 
-    let res = client
-        .oneshot(http::Request::get(&url).body(Body::default()).unwrap())
-        .await
-        .unwrap();
+    let res = client.oneshot(request(&url)).await.unwrap();
     let t = res.extensions().get::<Timings>().cloned().unwrap();
     res.into_body().collect().await.unwrap();
     assert_eq!(t.reused(), Some(true));
@@ -424,15 +344,13 @@ async fn per_client_default_and_factory() {
             counter.fetch_add(1, Ordering::SeqCst);
             ClientTrace::from_fn(|_| {})
         });
-    let client = client_with(
-        hyper_util::client::legacy::connect::dns::GaiResolver::new(),
-        layer,
-    );
+    let client = client_with_layer(layer);
     for _ in 0..3 {
-        let req = http::Request::get(server.url("/"))
-            .body(Body::default())
+        let res = client
+            .clone()
+            .oneshot(request(&server.url("/")))
+            .await
             .unwrap();
-        let res = client.clone().oneshot(req).await.unwrap();
         res.into_body().collect().await.unwrap();
     }
     assert_eq!(made.load(Ordering::SeqCst), 3);
@@ -453,17 +371,11 @@ impl Drop for DropCounted {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_keep_no_trace_alive() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
     let drops = Arc::new(AtomicUsize::new(0));
     for i in 1..=3 {
         let trace = ClientTrace::new(DropCounted(drops.clone()));
-        let res = client
-            .clone()
-            .oneshot(traced(&server.url("/"), trace))
-            .await
-            .unwrap();
-        res.into_body().collect().await.unwrap();
+        get(&client, &server.url("/"), trace).await;
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(
             drops.load(Ordering::SeqCst),

@@ -10,30 +10,6 @@ use http_body_util::{BodyExt, Full};
 use httptrace::{Event, Recorder, TraceLayer};
 use tower::ServiceExt;
 
-const FRESH: &[&str] = &[
-    "GetConn",
-    "ConnectStart",
-    "ConnectDone",
-    "GotConn",
-    "WroteHeaders",
-    "WroteRequest",
-    "GotFirstResponseByte",
-    "ResponseHeaders",
-    "ResponseBodyDone",
-    "PutIdleConn",
-];
-
-const REUSED: &[&str] = &[
-    "GetConn",
-    "GotConn",
-    "WroteHeaders",
-    "WroteRequest",
-    "GotFirstResponseByte",
-    "ResponseHeaders",
-    "ResponseBodyDone",
-    "PutIdleConn",
-];
-
 fn go_only(events: &[Event]) -> Vec<&'static str> {
     events
         .iter()
@@ -42,42 +18,12 @@ fn go_only(events: &[Event]) -> Vec<&'static str> {
         .collect()
 }
 
-fn got_conn(events: &[Event]) -> httptrace::GotConnInfo {
-    events
-        .iter()
-        .find_map(|e| match e {
-            Event::GotConn(i) => Some(i.clone()),
-            _ => None,
-        })
-        .expect("GotConn")
-}
-
-/// Sends one GET with `rec`'s trace in its extensions, reads the body, returns the response head.
-async fn get<R>(client: &TracedClient<R>, url: &str, rec: &Recorder) -> http::response::Parts
-where
-    TracedClient<R>: Clone
-        + tower::Service<
-            http::Request<Body>,
-            Response = http::Response<httptrace::ResponseBody<hyper::body::Incoming>>,
-            Error = hyper_util::client::legacy::Error,
-        >,
-    <TracedClient<R> as tower::Service<http::Request<Body>>>::Future: Send,
-{
-    let mut req = http::Request::get(url).body(Body::default()).unwrap();
-    req.extensions_mut().insert(rec.trace());
-    let res = client.clone().oneshot(req).await.expect("response");
-    let (parts, body) = res.into_parts();
-    body.collect().await.expect("body");
-    parts
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_then_reused_ip_literal() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
 
     let first = Recorder::new();
-    let parts = get(&client, &server.url("/"), &first).await;
+    let parts = get(&client, &server.url("/"), first.trace()).await;
     let events = first.events();
     assert_eq!(names(&events), FRESH);
     assert_eq!(
@@ -126,7 +72,7 @@ async fn fresh_then_reused_ip_literal() {
 
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = Recorder::new();
-    get(&client, &server.url("/"), &second).await;
+    get(&client, &server.url("/"), second.trace()).await;
     let events = second.events();
     assert_eq!(names(&events), REUSED);
     let again = got_conn(&events);
@@ -144,11 +90,10 @@ async fn fresh_then_reused_ip_literal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_localhost_has_dns() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
     let rec = Recorder::new();
     let url = format!("http://localhost:{}/", server.addr.port());
-    get(&client, &url, &rec).await;
+    get(&client, &url, rec.trace()).await;
     let events = rec.events();
     let mut expected = FRESH.to_vec();
     expected.splice(1..1, ["DNSStart", "DNSDone"]);
@@ -168,16 +113,13 @@ async fn fresh_localhost_has_dns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_resolver_dns_then_connect() {
     let server = Server::start().await;
-    let resolver = StaticResolver {
-        addrs: Ok(vec![server.addr]),
-        delay: Duration::from_millis(5),
-    };
+    let resolver = StaticResolver::answering(server.addr, Duration::from_millis(5));
     let client = client_with(resolver, TraceLayer::new());
     let rec = Recorder::new();
     get(
         &client,
         &format!("http://traced.test:{}/", server.addr.port()),
-        &rec,
+        rec.trace(),
     )
     .await;
     let events = rec.events();
@@ -206,11 +148,10 @@ async fn dns_failure() {
     };
     let client = client_with(resolver, TraceLayer::new());
     let rec = Recorder::new();
-    let mut req = http::Request::get("http://nowhere.test/")
-        .body(Body::default())
-        .unwrap();
-    req.extensions_mut().insert(rec.trace());
-    let err = client.oneshot(req).await.unwrap_err();
+    let err = client
+        .oneshot(traced("http://nowhere.test/", rec.trace()))
+        .await
+        .unwrap_err();
     assert!(err.is_connect());
     let events = rec.events();
     assert_eq!(
@@ -237,11 +178,10 @@ async fn connection_refused() {
     };
     let client = client();
     let rec = Recorder::new();
-    let mut req = http::Request::get(format!("http://{addr}/"))
-        .body(Body::default())
-        .unwrap();
-    req.extensions_mut().insert(rec.trace());
-    let err = client.oneshot(req).await.unwrap_err();
+    let err = client
+        .oneshot(traced(&format!("http://{addr}/"), rec.trace()))
+        .await
+        .unwrap_err();
     assert!(err.is_connect());
     let events = rec.events();
     assert_eq!(
@@ -268,17 +208,12 @@ async fn connection_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_close_has_no_put_idle_conn() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
     let rec = Recorder::new();
-    get(&client, &server.url("/?close=1"), &rec).await;
+    get(&client, &server.url("/?close=1"), rec.trace()).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let events = rec.events();
-    let without_close: Vec<_> = names(&events)
-        .into_iter()
-        .filter(|n| *n != "ConnectionClosed")
-        .collect();
-    assert_eq!(without_close, &FRESH[..FRESH.len() - 1]);
+    assert_eq!(names_but_closed(&events), FRESH_UNPOOLED);
     assert!(
         names(&events)
             .iter()
@@ -289,15 +224,14 @@ async fn connection_close_has_no_put_idle_conn() {
 
     // the next request needs a new connection
     let next = Recorder::new();
-    get(&client, &server.url("/"), &next).await;
+    get(&client, &server.url("/"), next.trace()).await;
     assert_eq!(names(&next.events()), FRESH);
     assert_eq!(server.conns.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scope_and_extension_compose_innermost_first() {
-    let server = Server::start().await;
-    let client = client();
+    let (server, client) = server_and_client().await;
     let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let tag = |name: &'static str| {
         let order = order.clone();
@@ -318,10 +252,7 @@ async fn scope_and_extension_compose_innermost_first() {
         drop(client);
         tower::Layer::layer(&layer, inner)
     };
-    let mut req = http::Request::get(server.url("/"))
-        .body(Body::default())
-        .unwrap();
-    req.extensions_mut().insert(tag("extension"));
+    let req = traced(&server.url("/"), tag("extension"));
     let res = tag("outer")
         .scope(tag("inner").scope(client.oneshot(req)))
         .await
@@ -335,12 +266,13 @@ async fn scope_and_extension_compose_innermost_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untraced_request_reports_nothing_and_keeps_framing() {
-    let server = Server::start().await;
-    let client = client();
-    let req = http::Request::post(server.url("/"))
-        .body(Full::new(Bytes::from_static(b"twelve bytes")))
-        .unwrap();
-    let res = client.clone().oneshot(req).await.unwrap();
+    let (server, client) = server_and_client().await;
+    let post = || {
+        http::Request::post(server.url("/"))
+            .body(Full::new(Bytes::from_static(b"twelve bytes")))
+            .unwrap()
+    };
+    let res = client.clone().oneshot(post()).await.unwrap();
     assert_eq!(res.headers()["x-got-cl"], "12");
     assert!(res.headers().get("x-got-te").is_none());
     assert_eq!(res.headers()["x-got-len"], "12");
@@ -348,15 +280,13 @@ async fn untraced_request_reports_nothing_and_keeps_framing() {
 
     // traced: same framing, and a GET sends no body at all
     let rec = Recorder::new();
-    let mut req = http::Request::post(server.url("/"))
-        .body(Full::new(Bytes::from_static(b"twelve bytes")))
-        .unwrap();
+    let mut req = post();
     req.extensions_mut().insert(rec.trace());
     let res = client.clone().oneshot(req).await.unwrap();
     assert_eq!(res.headers()["x-got-cl"], "12");
     assert!(res.headers().get("x-got-te").is_none());
     res.into_body().collect().await.unwrap();
-    let parts = get(&client, &server.url("/"), &rec).await;
+    let parts = get(&client, &server.url("/"), rec.trace()).await;
     assert!(parts.headers.get("x-got-cl").is_none());
     assert!(parts.headers.get("x-got-te").is_none());
     assert_eq!(parts.headers["x-got-len"], "0");
@@ -378,11 +308,11 @@ async fn any_connector_a_mock_one() {
         .build::<_, httptrace::RequestBody<Body>>(httptrace::TracingConnector::new(mock));
     let client = tower::Layer::layer(&TraceLayer::new(), client);
     let rec = Recorder::new();
-    let mut req = http::Request::get("http://mock.test/")
-        .body(Body::default())
+    let res = client
+        .clone()
+        .oneshot(traced("http://mock.test/", rec.trace()))
+        .await
         .unwrap();
-    req.extensions_mut().insert(rec.trace());
-    let res = client.clone().oneshot(req).await.unwrap();
     res.into_body().collect().await.unwrap();
     let events = rec.events();
     assert_eq!(names(&events), FRESH);

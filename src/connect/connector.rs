@@ -13,12 +13,20 @@ use tower_service::Service;
 use super::io::TracedIo;
 use crate::binding::{self, ConnSide, DialCtx};
 use crate::error::SharedError;
+use crate::event::TlsState;
 
-/// Wraps a connector (`Service<Uri>`: hyper-util's `HttpConnector`, hyper-rustls, a mock) to
-/// report the connect of a traced request, and to wrap every connection in a [`TracedIo`].
+/// Wraps a connector (`Service<Uri>`: hyper-util's `HttpConnector`, hyper-rustls'
+/// `HttpsConnector`, a mock) to report the connect of a traced request, and to wrap every
+/// connection in a [`TracedIo`].
 ///
 /// The request type stays generic, so one wrapper serves any connector whose request is
-/// `'static`. A request with no trace pays one id per connection and nothing per request.
+/// `'static`. A request with no trace pays nothing per request.
+///
+/// Under it, a [`TracingResolver`](crate::TracingResolver) reports the lookup, a
+/// [`PerAddressConnector`](crate::PerAddressConnector) each address attempt, and a
+/// [`TracingTransport`](crate::TracingTransport) the TCP connect under a TLS connector. `I`
+/// reads what a TLS handshake negotiated from the connection (see [`InspectTls`]); `NoTls` by
+/// default.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -32,14 +40,25 @@ use crate::error::SharedError;
 /// # drop(client);
 /// ```
 #[derive(Debug, Clone)]
-pub struct TracingConnector<C> {
+pub struct TracingConnector<C, I = NoTls> {
     inner: C,
+    inspect: I,
 }
 
 impl<C> TracingConnector<C> {
     /// Wraps `inner`.
     pub fn new(inner: C) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            inspect: NoTls,
+        }
+    }
+}
+
+impl<C, I> TracingConnector<C, I> {
+    /// Wraps `inner`, reading TLS details from its connections with `inspect`.
+    pub fn with_inspector(inner: C, inspect: I) -> Self {
+        Self { inner, inspect }
     }
 
     /// The inner connector.
@@ -58,68 +77,98 @@ impl<C> TracingConnector<C> {
     }
 }
 
-impl<C, R> Service<R> for TracingConnector<C>
+/// Reads what the TLS handshake of a connection negotiated, for `TLSHandshakeDone`.
+///
+/// [`NoTls`] reads nothing; with the `rustls` feature, [`Rustls`](crate::Rustls) reads
+/// hyper-rustls' `MaybeHttpsStream`.
+pub trait InspectTls<T>: Clone + Send + Sync + 'static {
+    /// The negotiated state, if `io` is a TLS connection this inspector understands.
+    fn tls_state(&self, io: &T) -> Option<TlsState>;
+}
+
+/// An [`InspectTls`] that reads nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTls;
+
+impl<T> InspectTls<T> for NoTls {
+    fn tls_state(&self, _io: &T) -> Option<TlsState> {
+        None
+    }
+}
+
+impl<C, I, R> Service<R> for TracingConnector<C, I>
 where
     C: Service<R>,
     C::Response: Connection,
     C::Error: Into<Box<dyn StdError + Send + Sync>>,
+    I: InspectTls<C::Response>,
     R: 'static,
 {
     type Response = TracedIo<C::Response>;
     type Error = SharedError;
-    type Future = ConnectFuture<C::Future>;
+    type Future = ConnectFuture<C::Future, I>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(SharedError::new)
     }
 
     fn call(&mut self, dst: R) -> Self::Future {
-        let dial = binding::current_request().map(|req| {
-            let (port, literal) = target(&dst);
-            let dial = DialCtx::new(req, port);
-            if literal.is_some() {
-                dial.connect_start(literal);
-            }
-            dial
-        });
-        let inner = match &dial {
-            Some(dial) => binding::with_dial(dial, || self.inner.call(dst)),
-            None => self.inner.call(dst),
+        let Some(req) = binding::current_request() else {
+            return ConnectFuture {
+                inner: self.inner.call(dst),
+                dial: None,
+                inspect: self.inspect.clone(),
+            };
         };
+        let (port, literal) = target(&dst);
+        let dial = DialCtx::new(req, port);
+        // the layers below see the dial from their own `call` on (a per-address dialer takes
+        // over the connect events there)
+        let inner = binding::with_dial(&dial, || self.inner.call(dst));
+        if literal.is_some() {
+            dial.connect_start(literal);
+        }
         ConnectFuture {
             inner,
-            dial: dial.map(DialGuard),
+            dial: Some(DialGuard(dial)),
+            inspect: self.inspect.clone(),
         }
     }
 }
 
 /// The port a connector's request dials, and the address when its host is an IP literal (no
 /// lookup will happen). Known for a `Uri`; other request types tell nothing.
-fn target(dst: &dyn Any) -> (Option<u16>, Option<SocketAddr>) {
+pub(crate) fn target(dst: &dyn Any) -> (Option<u16>, Option<SocketAddr>) {
     let Some(uri) = dst.downcast_ref::<http::Uri>() else {
         return (None, None);
     };
-    let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") => 443,
-        _ => 80,
-    });
-    let literal = uri.host().and_then(|host| {
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
-        host.parse::<IpAddr>().ok()
-    });
+    let port = default_port(uri);
+    let literal = uri.host().and_then(ip_literal);
     (Some(port), literal.map(|ip| SocketAddr::new(ip, port)))
 }
 
-/// Reports the connect as canceled if its future is dropped before it finished.
+pub(crate) fn default_port(uri: &http::Uri) -> u16 {
+    uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    })
+}
+
+pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.parse::<IpAddr>().ok()
+}
+
+/// Reports the connect (or handshake) as canceled if its future is dropped before it finished.
 #[derive(Debug)]
 struct DialGuard(Arc<DialCtx>);
 
 impl Drop for DialGuard {
     fn drop(&mut self) {
-        self.0.connect_canceled();
+        self.0.canceled();
     }
 }
 
@@ -127,18 +176,20 @@ pin_project! {
     /// The future of [`TracingConnector`].
     #[must_use = "futures do nothing unless polled"]
     #[derive(Debug)]
-    pub struct ConnectFuture<F> {
+    pub struct ConnectFuture<F, I = NoTls> {
         #[pin]
         inner: F,
         dial: Option<DialGuard>,
+        inspect: I,
     }
 }
 
-impl<F, T, E> Future for ConnectFuture<F>
+impl<F, T, E, I> Future for ConnectFuture<F, I>
 where
     F: Future<Output = Result<T, E>>,
     T: Connection,
     E: Into<Box<dyn StdError + Send + Sync>>,
+    I: InspectTls<T>,
 {
     type Output = Result<TracedIo<T>, SharedError>;
 
@@ -153,15 +204,14 @@ where
         let result = ready!(binding::with_dial(dial, || inner.poll(cx)));
         Poll::Ready(match result {
             Ok(io) => {
-                let conn_id = binding::next_conn_id();
                 let (remote, local) = addrs(&io);
-                dial.connect_done(Ok((remote, local, conn_id)));
-                let conn = ConnSide::new(conn_id, Some(dial.request_id()));
+                dial.finish(Ok(this.inspect.tls_state(&io)), Ok((remote, local)));
+                let conn = ConnSide::new(dial.conn_id, Some(dial.request_id()));
                 Ok(TracedIo::new(io, conn))
             }
             Err(err) => {
                 let err = SharedError::new(err);
-                dial.connect_done(Err(err.clone()));
+                dial.finish(Err(err.clone()), Err(err.clone()));
                 Err(err)
             }
         })

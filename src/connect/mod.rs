@@ -1,10 +1,11 @@
 //! The connection side: [`TracingConnector`] wraps a connector, [`TracingResolver`] wraps its
-//! resolver, and [`TracedIo`] wraps every connection to see its bytes on the wire.
+//! resolver, [`PerAddressConnector`] dials address by address, [`TracingTransport`] marks the
+//! transport under a TLS connector, and [`TracedIo`] wraps every connection to see its bytes.
 //!
 //! A connector, in hyper-util, is a `Service<Uri>` whose response is the connection's IO. The
-//! traced connector reports `ConnectStart`/`ConnectDone` to the request that asked for the
-//! connection, and the traced resolver `DNSStart`/`DNSDone`; the IO wrapper reports, per request
-//! it serves, `GotConn`, `WroteHeaders`, `WroteRequest` and `GotFirstResponseByte`.
+//! traced connector reports `ConnectStart`/`ConnectDone` (and the TLS handshake) to the request
+//! that asked for the connection, and the resolver `DNSStart`/`DNSDone`; the IO wrapper reports,
+//! per request it serves, `GotConn`, `WroteHeaders`, `WroteRequest` and `GotFirstResponseByte`.
 //!
 //! ```
 //! use httptrace::{TracingConnector, TracingResolver};
@@ -18,8 +19,44 @@
 
 mod connector;
 mod io;
+mod per_address;
 mod resolver;
+#[cfg(feature = "rustls")]
+mod tls;
+mod transport;
 
-pub use self::connector::{ConnectFuture, TracingConnector};
+pub use self::connector::{ConnectFuture, InspectTls, NoTls, TracingConnector};
 pub use self::io::TracedIo;
+pub use self::per_address::PerAddressConnector;
 pub use self::resolver::{Addrs, ResolveFuture, TracingResolver};
+#[cfg(feature = "rustls")]
+pub use self::tls::{HttpsStack, Rustls};
+pub use self::transport::{TracingTransport, TransportFuture};
+
+use hyper_util::client::legacy::connect::dns::GaiResolver;
+use hyper_util::client::legacy::connect::HttpConnector;
+
+/// The traced plain-HTTP connector: DNS through `GaiResolver`, one connect per address attempt.
+/// See [`TracingConnector::http`].
+pub type HttpStack = TracingConnector<PerAddressConnector<GaiResolver>>;
+
+impl HttpStack {
+    /// The traced connector for `http://` URLs: `DNSStart/Done`, one `ConnectStart/Done` per
+    /// address attempt (Happy Eyeballs), and the wire events. `nodelay` is on.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::Empty;
+    /// use httptrace::{RequestBody, TracingConnector};
+    /// use hyper_util::client::legacy::Client;
+    ///
+    /// let client = Client::builder(hyper_util::rt::TokioExecutor::new())
+    ///     .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::http());
+    /// # drop(client);
+    /// ```
+    pub fn http() -> Self {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        TracingConnector::new(PerAddressConnector::new(http, GaiResolver::new()))
+    }
+}

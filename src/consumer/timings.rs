@@ -207,10 +207,13 @@ impl Hooks for Timings {
             Event::DnsStart(_) => m.dns_start = at,
             Event::DnsDone(_) => m.dns_done = at,
             Event::ConnectStart(_) => m.connect_start = m.connect_start.or(at),
-            Event::ConnectDone(i) => {
+            // a failed or canceled address attempt doesn't end the connect
+            Event::ConnectDone(i) if i.conn_id.is_some() => {
                 m.connect_done = at;
                 m.dialled = i.conn_id;
             }
+            Event::TlsHandshakeStart(_) => m.tls_start = at,
+            Event::TlsHandshakeDone(_) => m.tls_done = at,
             Event::GotConn(i) => {
                 m.got_conn = at;
                 m.reused = Some(i.reused);

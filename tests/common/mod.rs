@@ -10,14 +10,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use httptrace::{Event, RequestBody, Trace, TraceLayer, TracingConnector, TracingResolver};
+use httptrace::{
+    ClientTrace, Event, GotConnInfo, RequestBody, ResponseBody, Trace, TraceLayer,
+    TracingConnector, TracingResolver,
+};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 
 pub type Body = Full<Bytes>;
 
@@ -27,6 +30,16 @@ pub type Body = Full<Bytes>;
 pub struct StaticResolver {
     pub addrs: Result<Vec<SocketAddr>, &'static str>,
     pub delay: Duration,
+}
+
+impl StaticResolver {
+    /// Answers every name with `addr` alone, after `delay`.
+    pub fn answering(addr: SocketAddr, delay: Duration) -> StaticResolver {
+        StaticResolver {
+            addrs: Ok(vec![addr]),
+            delay,
+        }
+    }
 }
 
 impl tower::Service<Name> for StaticResolver {
@@ -73,11 +86,74 @@ where
     layer.layer(client)
 }
 
-pub fn client() -> TracedClient<hyper_util::client::legacy::connect::dns::GaiResolver> {
+/// A traced client on the system resolver, with `layer`.
+pub fn client_with_layer(
+    layer: TraceLayer,
+) -> TracedClient<hyper_util::client::legacy::connect::dns::GaiResolver> {
     client_with(
         hyper_util::client::legacy::connect::dns::GaiResolver::new(),
-        TraceLayer::new(),
+        layer,
     )
+}
+
+pub fn client() -> TracedClient<hyper_util::client::legacy::connect::dns::GaiResolver> {
+    client_with_layer(TraceLayer::new())
+}
+
+/// A loopback server, and a traced client on the system resolver.
+pub async fn server_and_client() -> (
+    Server,
+    TracedClient<hyper_util::client::legacy::connect::dns::GaiResolver>,
+) {
+    let server = Server::start().await;
+    (server, client())
+}
+
+/// A GET of `url` with an empty body and no trace of its own.
+pub fn request(url: &str) -> Request<Body> {
+    Request::get(url).body(Body::default()).unwrap()
+}
+
+/// A GET of `url` with `trace` in its extensions.
+pub fn traced(url: &str, trace: ClientTrace) -> Request<Body> {
+    let mut req = request(url);
+    req.extensions_mut().insert(trace);
+    req
+}
+
+/// Any of the traced clients here, as the helpers that send on them need it.
+pub trait SendTraced:
+    Clone
+    + tower::Service<
+        Request<Body>,
+        Response = Response<ResponseBody<Incoming>>,
+        Error = hyper_util::client::legacy::Error,
+        Future: Send,
+    >
+{
+}
+
+impl<S> SendTraced for S where
+    S: Clone
+        + tower::Service<
+            Request<Body>,
+            Response = Response<ResponseBody<Incoming>>,
+            Error = hyper_util::client::legacy::Error,
+            Future: Send,
+        >
+{
+}
+
+/// Sends one GET with `trace` in its extensions, reads the body, returns the response head.
+pub async fn get(client: &impl SendTraced, url: &str, trace: ClientTrace) -> http::response::Parts {
+    let res = client
+        .clone()
+        .oneshot(traced(url, trace))
+        .await
+        .expect("response");
+    let (parts, body) = res.into_parts();
+    body.collect().await.expect("body");
+    parts
 }
 
 /// What the loopback server saw of one request.
@@ -192,16 +268,63 @@ pub fn names(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(Event::name).collect()
 }
 
+/// The names of `events` but `ConnectionClosed`, which may come or not depending on when the
+/// connection's task notices the close.
+pub fn names_but_closed(events: &[Event]) -> Vec<&'static str> {
+    names(events)
+        .into_iter()
+        .filter(|n| *n != "ConnectionClosed")
+        .collect()
+}
+
+/// The first `GotConn`'s details.
+pub fn got_conn(events: &[Event]) -> GotConnInfo {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::GotConn(i) => Some(i.clone()),
+            _ => None,
+        })
+        .expect("GotConn")
+}
+
+/// A request on a connection dialled for it, which is pooled afterwards.
+pub const FRESH: &[&str] = &[
+    "GetConn",
+    "ConnectStart",
+    "ConnectDone",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "ResponseBodyDone",
+    "PutIdleConn",
+];
+
+/// A request on a connection dialled for it, which is not pooled afterwards (closed, or its
+/// response body dropped before the end): `FRESH` but `PutIdleConn`.
+pub const FRESH_UNPOOLED: &[&str] = FRESH.split_last().unwrap().1;
+
+/// A request on an idle pooled connection, which is pooled again afterwards.
+pub const REUSED: &[&str] = &[
+    "GetConn",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "ResponseBodyDone",
+    "PutIdleConn",
+];
+
 /// Checks that every Start has exactly one Done after it, and that the request ends once.
 pub fn assert_paired(events: &[Event]) {
     let count = |n: &str| events.iter().filter(|e| e.name() == n).count();
-    for (start, done) in [("DNSStart", "DNSDone"), ("ConnectStart", "ConnectDone")] {
-        assert_eq!(
-            count(start),
-            count(done),
-            "{start}/{done} unpaired in {:?}",
-            names(events)
-        );
+    for (start, done) in [
+        ("DNSStart", "DNSDone"),
+        ("TLSHandshakeStart", "TLSHandshakeDone"),
+    ] {
         let mut open = 0i32;
         for e in events {
             if e.name() == start {
@@ -212,7 +335,58 @@ pub fn assert_paired(events: &[Event]) {
                 assert_eq!(open, 0, "{done} without {start} in {:?}", names(events));
             }
         }
+        assert_eq!(open, 0, "{start} without {done} in {:?}", names(events));
     }
+    // connects pair by address (attempts may overlap); a Start that didn't know its address
+    // pairs with the next Done
+    let mut open: Vec<Option<SocketAddr>> = Vec::new();
+    for e in events {
+        match e {
+            Event::ConnectStart(s) => open.push(s.addr),
+            Event::ConnectDone(d) => {
+                let at = open
+                    .iter()
+                    .position(|a| a.is_some() && *a == d.addr)
+                    .or_else(|| open.iter().position(Option::is_none))
+                    .unwrap_or_else(|| {
+                        panic!("ConnectDone without its Start in {:?}", names(events))
+                    });
+                open.remove(at);
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        open.is_empty(),
+        "ConnectStart without Done in {:?}",
+        names(events)
+    );
     let ends = count("ResponseBodyDone") + count("RequestFailed") + count("RequestCanceled");
     assert_eq!(ends, 1, "request must end once: {:?}", names(events));
+}
+
+/// An error and its causes, descending into `io::Error`s and httptrace's `SharedError`s (whose
+/// `source()` skips the error they wrap).
+pub fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        out.push(e);
+        let io = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        let shared = e
+            .downcast_ref::<httptrace::SharedError>()
+            .map(|s| s.get_ref());
+        cur = match io.or(shared) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+        if out.len() > 32 {
+            break;
+        }
+    }
+    out
 }

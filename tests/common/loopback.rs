@@ -1,0 +1,148 @@
+//! A loopback server on a thread and runtime of its own, answering `hello` on every connection,
+//! and the bare and traced client stacks sent to it: shared by `tests/alloc.rs` and
+//! `benches/overhead.rs` (each includes this file with `#[path]`).
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Empty, Full};
+use httptrace::{Hooks, RequestBody, Trace, TraceLayer, TracingConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, Service, ServiceExt};
+
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                let accept = async {
+                    loop {
+                        let Ok((stream, _)) = listener.accept().await else {
+                            return;
+                        };
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(async move {
+                            let svc = hyper::service::service_fn(|_req| async {
+                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                                    b"hello",
+                                ))))
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), svc)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server address");
+        Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn uri(&self) -> Uri {
+        format!("http://{}/", self.addr).parse().expect("uri")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub type Bare = Client<HttpConnector, Empty<Bytes>>;
+pub type Traced = Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<Bytes>>>>;
+
+/// Hooks that do nothing.
+#[derive(Clone)]
+pub struct Noop;
+impl Hooks for Noop {}
+
+/// hyper-util's client on `http`, untraced.
+pub fn bare(http: HttpConnector) -> Bare {
+    Client::builder(TokioExecutor::new()).build(http)
+}
+
+/// hyper-util's client on `http`, traced by `layer`.
+pub fn traced(http: HttpConnector, layer: TraceLayer) -> Traced {
+    layer.layer(
+        Client::builder(TokioExecutor::new())
+            .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::new(http)),
+    )
+}
+
+/// A GET of `uri` with an empty body.
+pub fn request(uri: &Uri) -> Request<Empty<Bytes>> {
+    Request::get(uri.clone())
+        .body(Empty::new())
+        .expect("request")
+}
+
+/// Waits until `svc` is ready, then sends `req` on it.
+pub async fn call<S, B>(svc: &mut S, req: Request<Empty<Bytes>>) -> Response<B>
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    svc.ready()
+        .await
+        .expect("ready")
+        .call(req)
+        .await
+        .expect("response")
+}
+
+/// Reads the server's `hello` to the end, frame by frame.
+pub async fn read_hello<B>(body: B)
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let mut body = pin!(body);
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.expect("body").into_data() {
+            len += data.len();
+        }
+    }
+    assert_eq!(len, 5);
+}

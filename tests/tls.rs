@@ -1,0 +1,435 @@
+//! TLS handshakes over hyper-rustls: Go's sequence, what was negotiated, and every way a
+//! handshake fails.
+#![cfg(feature = "rustls")]
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use httptrace::{
+    Canceled, Event, HttpsStack, PerAddressConnector, Recorder, RequestBody, Rustls, TraceLayer,
+    TracingConnector, TracingTransport,
+};
+use hyper_rustls::HttpsConnectorBuilder;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tower::{Layer, ServiceExt};
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+struct Cert {
+    der: CertificateDer<'static>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+fn cert_for(names: &[&str]) -> Cert {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let ck = rcgen::generate_simple_self_signed(names).unwrap();
+    Cert {
+        der: ck.cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// TLS, then HTTP/1 answering `hello` after 40 ms
+    Serve,
+    /// TLS 1.2 only
+    Tls12Only,
+    /// accept TCP, then close at once
+    Hangup,
+    /// accept TCP, then say nothing
+    Silent,
+}
+
+async fn tls_server(cert: &Cert, mode: Mode) -> SocketAddr {
+    let versions: &[&rustls::SupportedProtocolVersion] = match mode {
+        Mode::Tls12Only => &[&rustls::version::TLS12],
+        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der.clone()],
+            PrivateKeyDer::Pkcs8(cert.key.clone_key()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match mode {
+                    Mode::Hangup => drop(tcp),
+                    Mode::Silent => {
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        drop(tcp);
+                    }
+                    Mode::Serve | Mode::Tls12Only => {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let svc = hyper::service::service_fn(|_req| async {
+                            tokio::time::sleep(Duration::from_millis(40)).await;
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                                b"hello",
+                            ))))
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), svc)
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn client_config(
+    trusted: &Cert,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.der.clone()).unwrap();
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+type TlsClient = httptrace::Trace<
+    Client<
+        TracingConnector<
+            hyper_rustls::HttpsConnector<TracingTransport<PerAddressConnector<StaticResolver>>>,
+            Rustls,
+        >,
+        RequestBody<Body>,
+    >,
+>;
+
+/// The HTTPS stack composed by hand, with a resolver that answers `addr` for every name.
+fn tls_client(config: rustls::ClientConfig, addr: SocketAddr) -> TlsClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let resolver = StaticResolver {
+        addrs: Ok(vec![addr]),
+        delay: Duration::ZERO,
+    };
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .wrap_connector(TracingTransport::new(PerAddressConnector::new(
+            http, resolver,
+        )));
+    let client = Client::builder(TokioExecutor::new())
+        .build(TracingConnector::with_inspector(https, Rustls));
+    TraceLayer::new().record_timings(true).layer(client)
+}
+
+const HANDSHAKE: &[&str] = &[
+    "GetConn",
+    "DNSStart",
+    "DNSDone",
+    "ConnectStart",
+    "ConnectDone",
+    "TLSHandshakeStart",
+    "TLSHandshakeDone",
+];
+
+fn tls_done(events: &[Event]) -> httptrace::TlsHandshakeDoneInfo {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::TlsHandshakeDone(i) => Some(i.clone()),
+            _ => None,
+        })
+        .expect("TLSHandshakeDone")
+}
+
+/// The rustls error somewhere in `err`'s chain.
+fn rustls_error(err: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    causes(err)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<rustls::Error>().cloned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_tls_connection_then_reused() {
+    let cert = cert_for(&["tls.test"]);
+    let addr = tls_server(&cert, Mode::Serve).await;
+    let client = tls_client(client_config(&cert, rustls::DEFAULT_VERSIONS), addr);
+    let url = format!("https://tls.test:{}/", addr.port());
+
+    let rec = Recorder::new();
+    let res = client
+        .clone()
+        .oneshot(traced(&url, rec.trace()))
+        .await
+        .unwrap();
+    let timings = res
+        .extensions()
+        .get::<httptrace::Timings>()
+        .cloned()
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    let events = rec.events();
+    let mut expected = HANDSHAKE.to_vec();
+    expected.extend([
+        "GotConn",
+        "WroteHeaders",
+        "WroteRequest",
+        "GotFirstResponseByte",
+    ]);
+    expected.extend(["ResponseHeaders", "ResponseBodyDone", "PutIdleConn"]);
+    assert_eq!(names(&events), expected);
+
+    match &events[5] {
+        Event::TlsHandshakeStart(s) => assert_eq!(s.server_name.as_deref(), Some("tls.test")),
+        other => panic!("{other:?}"),
+    }
+    let done = tls_done(&events);
+    assert!(done.error.is_none());
+    let state = done.state.expect("what was negotiated");
+    assert_eq!(state.version, "TLSv1.3");
+    assert!(
+        state.cipher_suite.starts_with("TLS13_"),
+        "{}",
+        state.cipher_suite
+    );
+    assert_eq!(state.peer_certificates, vec![cert.der.to_vec()]);
+    assert_eq!(state.server_name.as_deref(), Some("tls.test"));
+    assert_eq!(state.alpn, None);
+    assert!(!state.resumed);
+
+    // the wire events are above TLS: the first response byte is the HTTP response (the server
+    // waits 40 ms), never the TLS 1.3 session tickets sent right after the handshake
+    let at = |n: &str| events.iter().find(|e| e.name() == n).unwrap().at();
+    assert!(
+        at("GotFirstResponseByte").duration_since(at("WroteRequest")) >= Duration::from_millis(40)
+    );
+    assert!(at("TLSHandshakeDone") <= at("GotConn"));
+
+    let tls = timings.tls().expect("a TLS phase");
+    assert_eq!(
+        tls,
+        at("TLSHandshakeDone").duration_since(at("TLSHandshakeStart"))
+    );
+    assert!(timings.appconnect().unwrap() >= timings.connected().unwrap());
+
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = Recorder::new();
+    let res = client
+        .clone()
+        .oneshot(traced(&url, again.trace()))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(
+        names(&again.events()),
+        [
+            "GetConn",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "ResponseHeaders",
+            "ResponseBodyDone",
+            "PutIdleConn"
+        ]
+    );
+    assert!(got_conn(&again.events()).reused);
+    assert_paired(&events);
+}
+
+/// Sends one request that must fail in the handshake; returns its events and the client error.
+async fn failing(
+    config: rustls::ClientConfig,
+    addr: SocketAddr,
+    host: &str,
+) -> (Vec<Event>, hyper_util::client::legacy::Error) {
+    let client = tls_client(config, addr);
+    let rec = Recorder::new();
+    let url = format!("https://{host}:{}/", addr.port());
+    let err = client
+        .clone()
+        .oneshot(traced(&url, rec.trace()))
+        .await
+        .unwrap_err();
+    let events = rec.events();
+    let mut expected = HANDSHAKE.to_vec();
+    expected.push("RequestFailed");
+    assert_eq!(names(&events), expected);
+    assert_paired(&events);
+    // the client still serves nothing else here, but its pool is intact: no panic, no hang
+    (events, err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate() {
+    let cert = cert_for(&["tls.test"]);
+    let other = cert_for(&["tls.test"]);
+    let addr = tls_server(&cert, Mode::Serve).await;
+    let (events, err) = failing(
+        client_config(&other, rustls::DEFAULT_VERSIONS),
+        addr,
+        "tls.test",
+    )
+    .await;
+    let done = tls_done(&events);
+    let cause = rustls_error(done.error.as_ref().unwrap().get_ref()).expect("a rustls error");
+    assert!(
+        matches!(
+            cause,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+                | rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature)
+        ),
+        "{cause:?}"
+    );
+    assert!(err.is_connect());
+    assert_eq!(
+        rustls_error(&err),
+        Some(cause),
+        "the request fails with that cause"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_mismatch() {
+    let cert = cert_for(&["other.test"]);
+    let addr = tls_server(&cert, Mode::Serve).await;
+    let (events, _) = failing(
+        client_config(&cert, rustls::DEFAULT_VERSIONS),
+        addr,
+        "tls.test",
+    )
+    .await;
+    let cause = rustls_error(tls_done(&events).error.unwrap().get_ref()).unwrap();
+    assert!(
+        matches!(
+            cause,
+            rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. }
+            )
+        ),
+        "{cause:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_mismatch() {
+    let cert = cert_for(&["tls.test"]);
+    let addr = tls_server(&cert, Mode::Tls12Only).await;
+    let (events, _) = failing(
+        client_config(&cert, &[&rustls::version::TLS13]),
+        addr,
+        "tls.test",
+    )
+    .await;
+    let cause = rustls_error(tls_done(&events).error.unwrap().get_ref()).unwrap();
+    assert!(
+        matches!(
+            cause,
+            rustls::Error::AlertReceived(_) | rustls::Error::PeerIncompatible(_)
+        ),
+        "{cause:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_cut_off() {
+    let cert = cert_for(&["tls.test"]);
+    let addr = tls_server(&cert, Mode::Hangup).await;
+    let (events, _) = failing(
+        client_config(&cert, rustls::DEFAULT_VERSIONS),
+        addr,
+        "tls.test",
+    )
+    .await;
+    let err = tls_done(&events).error.unwrap();
+    let io_kind = causes(err.get_ref())
+        .into_iter()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind)
+        .last();
+    assert!(
+        matches!(
+            io_kind,
+            Some(std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset)
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_mid_handshake() {
+    let cert = cert_for(&["tls.test"]);
+    let addr = tls_server(&cert, Mode::Silent).await;
+    let client = tls_client(client_config(&cert, rustls::DEFAULT_VERSIONS), addr);
+    let rec = Recorder::new();
+    let url = format!("https://tls.test:{}/", addr.port());
+    let fut = client.oneshot(traced(&url, rec.trace()));
+    assert!(tokio::time::timeout(Duration::from_millis(150), fut)
+        .await
+        .is_err());
+    let events = rec.events();
+    let mut expected = HANDSHAKE.to_vec();
+    expected.push("RequestCanceled");
+    assert_eq!(names(&events), expected);
+    let done = tls_done(&events);
+    assert!(done
+        .error
+        .unwrap()
+        .get_ref()
+        .downcast_ref::<Canceled>()
+        .is_some());
+    assert_paired(&events);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_line_stacks_build() {
+    let cert = cert_for(&["localhost"]);
+    let addr = tls_server(&cert, Mode::Serve).await;
+    let client = Client::builder(TokioExecutor::new()).build::<_, RequestBody<Body>>(
+        HttpsStack::https(client_config(&cert, rustls::DEFAULT_VERSIONS)),
+    );
+    let client = TraceLayer::new().layer(client);
+    let rec = Recorder::new();
+    // an IP literal: no lookup, one attempt; SNI can't be an IP for this cert, so expect the
+    // name error, through the one-line stack
+    let url = format!("https://{addr}/");
+    let _ = client.clone().oneshot(traced(&url, rec.trace())).await;
+    let events = rec.events();
+    assert_eq!(
+        &names(&events)[..6],
+        [
+            "GetConn",
+            "ConnectStart",
+            "ConnectDone",
+            "TLSHandshakeStart",
+            "TLSHandshakeDone",
+            "RequestFailed"
+        ]
+    );
+    assert!(HttpsStack::https_webpki_roots().is_ok());
+}
