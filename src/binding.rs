@@ -14,8 +14,10 @@
 //!    connector lazily, inside the task that polls the response future. The response future sets
 //!    [`CURRENT_REQUEST`] around every poll; the connector reads it in `call()` and keeps it in a
 //!    [`DialCtx`] for the whole connect, and sets [`CURRENT_DIAL`] around every poll of the
-//!    connect future, where the resolver reads it. So a connect spawned to finish in the
-//!    background (an idle connection won the race) still reports to the request that started it.
+//!    connect future, where the layers under it read it (resolver, per-address dialer, transport
+//!    under TLS): one `DialCtx` per connection, shared by the whole connector stack, which also
+//!    fixes the connection's id. So a connect spawned to finish in the background (an idle
+//!    connection won the race) still reports to the request that started it.
 //! 4. **An exchange is bound on the connection's task, before its first byte is written.** hyper's
 //!    HTTP/1 dispatcher takes the next request off its queue and calls `is_end_stream()` on its
 //!    body (our [`RequestBody`](crate::RequestBody)) right before it writes the head, in the same
@@ -27,9 +29,11 @@
 //!    previous one read response bytes), and any read discards a pending one: hyper reads
 //!    before it takes the next request, never between taking it and writing it, so what a read
 //!    finds is stale (a request that was never written) and must bind nothing.
-//! 5. **Every Start has one Done.** DNS and connect starts are closed by their futures' completion
-//!    or, if dropped first, by a guard that reports [`Canceled`]. A request ends with exactly one
-//!    of `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`.
+//! 5. **Every Start has one Done.** DNS, connect (or per-address attempt) and TLS starts are
+//!    closed by their futures' completion or, if dropped first, by a guard that reports
+//!    [`Canceled`]; the dial's state makes each Done fire once whichever layer sees the end
+//!    first. A request ends with exactly one of `ResponseBodyDone`, `RequestFailed` or
+//!    `RequestCanceled`.
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;

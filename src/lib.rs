@@ -43,7 +43,8 @@
 //! |---|---|---|
 //! | `GetConn` | the layer is called with the request, before a connection is taken or dialled | request |
 //! | `DNSStart` / `DNSDone` | around the lookup of a name, through [`TracingResolver`]; not for IP literals | request (connect) |
-//! | `ConnectStart` / `ConnectDone` | around the connector call; the start follows `DNSDone` | request (connect) |
+//! | `ConnectStart` / `ConnectDone` | around the connector call (the start follows `DNSDone`), or once per address attempt with [`PerAddressConnector`] | request (connect) |
+//! | `TLSHandshakeStart` / `TLSHandshakeDone` | around the handshake of a TLS connector over a [`TracingTransport`]; the Done says what was negotiated ([`TlsState`]) or why it failed | request (connect) |
 //! | `GotConn` | the connection takes the request, before its first byte is written | connection |
 //! | `WroteHeaders` | the request head is flushed to the socket | connection |
 //! | `WroteRequest` | the head and the whole body are flushed (or writing failed) | connection |
@@ -65,10 +66,22 @@
 //! ## GetConn
 //! From `Trace::call`, with the request's `host:port`.
 //!
-//! ## DNSStart, DNSDone, ConnectStart, ConnectDone
+//! ## DNSStart, DNSDone, ConnectStart, ConnectDone, TLSHandshakeStart, TLSHandshakeDone
 //! From the connector's future, which hyper-util polls in the request's task, or in a task of
 //! its own if an idle connection became available first: the events still go to the request
 //! that started the connect. That request's `GotConn` may then name another connection.
+//!
+//! Which events a stack reports depends on what it is made of:
+//! - [`TracingConnector`] over any connector: one `ConnectStart`/`ConnectDone` for the whole
+//!   connector call (a TLS connector's handshake included);
+//! - a [`TracingResolver`] under `HttpConnector`: `DNSStart`/`DNSDone`, and the connect starts
+//!   when the lookup ends;
+//! - a [`PerAddressConnector`]: the lookup, then one `ConnectStart`/`ConnectDone` per address
+//!   attempt (Happy Eyeballs; attempts dropped because another won say [`Canceled`]);
+//! - a [`TracingTransport`] under a TLS connector: the TCP connect ends when the transport
+//!   connects, and `TLSHandshakeStart`/`TLSHandshakeDone` surround the handshake; with the
+//!   `rustls` feature, `Rustls` reads what was negotiated. [`TracingConnector::http`] and
+//!   `TracingConnector::https` build these stacks in one line.
 //!
 //! ## GotConn
 //! `reused` when the connection served requests before; `was_idle` when it came from the pool
@@ -86,6 +99,11 @@
 //! ## PutIdleConn
 //! After `ResponseBodyDone`, when neither the request nor the response asked to close the
 //! connection and it didn't close.
+//!
+//! # Cargo features
+//!
+//! - `rustls` (default): TLS handshake details over hyper-rustls (`Rustls`) and the one-line
+//!   HTTPS stack (`HttpsStack`, `TracingConnector::https`).
 //!
 //! # Binding a request to its connection
 //!

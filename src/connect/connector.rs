@@ -79,7 +79,7 @@ impl<C, I> TracingConnector<C, I> {
 
 /// Reads what the TLS handshake of a connection negotiated, for `TLSHandshakeDone`.
 ///
-/// [`NoTls`] reads nothing; with the `rustls` feature, [`Rustls`](crate::Rustls) reads
+/// [`NoTls`] reads nothing; with the `rustls` feature, `Rustls` reads
 /// hyper-rustls' `MaybeHttpsStream`.
 pub trait InspectTls<T>: Clone + Send + Sync + 'static {
     /// The negotiated state, if `io` is a TLS connection this inspector understands.
