@@ -1,88 +1,108 @@
-//! A small [httpstat](https://github.com/reorx/httpstat): where the time of an HTTP GET went.
+//! A small [httpstat](https://github.com/reorx/httpstat): where the time of an HTTP(S) GET went.
 //!
 //! ```text
 //! cargo run --example httpstat [-v] [URL]
 //! ```
 //!
-//! With a URL (`http://` only: this example has no TLS connector), it sends one GET through a
-//! traced hyper-util client, reads the whole body, and prints the response head and a waterfall
-//! of the request's phases (DNS lookup, TCP connection, server processing, content transfer).
+//! With a URL, it sends one GET through a traced hyper-util client, reads the whole body, and
+//! prints the response head and a waterfall of the request's phases: DNS lookup, TCP connection,
+//! server processing, content transfer, and for `https://` the TLS handshake between the
+//! connection and the server processing, with one line on what the handshake negotiated.
+//! `http://` goes through [`TracingConnector::http`], `https://` through
+//! [`TracingConnector::https_webpki_roots`] (the Mozilla roots).
 //!
-//! Without a URL, it starts a loopback HTTP/1 server that answers after 20ms and traces two
-//! requests to `http://localhost:PORT/` with one client: the first on a fresh connection (DNS
-//! lookup and connect), the second on the same connection, taken back from the pool.
+//! Without a URL, it starts two loopback servers, HTTP/1 and HTTPS/1 (a self-signed certificate
+//! for `localhost` that the client trusts), both answering after 20ms, and traces four requests:
+//! 1. `http://localhost:PORT/` on a fresh connection (DNS lookup and connect),
+//! 2. the same on that connection, taken back from the pool,
+//! 3. `https://localhost:PORT/` on a fresh connection (lookup, connect, TLS handshake),
+//! 4. the same on that connection, taken back from the pool.
 //!
 //! `-v` also lists every event of each request with its offset from the request's start.
 //!
-//! Exit codes: 0 on success, 1 when the request fails (the error and the events recorded so far
-//! are printed), 2 for a bad command line or URL.
+//! Exit codes: 0 on success, 1 when a request fails (the error with its causes and the events
+//! recorded so far are printed), 2 for a bad command line or URL.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
-use std::iter::successors;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::Scheme;
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Empty, Full};
 use httptrace::{
-    Event, Recorder, RequestBody, Timings, Trace, TraceLayer, TracingConnector, TracingResolver,
+    Event, HttpsStack, Recorder, RequestBody, SharedError, Timings, TlsState, Trace, TraceLayer,
+    TracingConnector,
 };
-use hyper_util::client::legacy::connect::{dns::GaiResolver, HttpConnector};
+use hyper_util::client::legacy::connect::Connect;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tower::{ServiceBuilder, ServiceExt};
+use tokio_rustls::TlsAcceptor;
+use tower::{Layer, ServiceExt};
 
-const USAGE: &str = "usage: cargo run --example httpstat -- [-v] [http://URL]";
+const USAGE: &str = "usage: cargo run --example httpstat -- [-v] [http(s)://URL]";
 const SERVER_DELAY: Duration = Duration::from_millis(20);
 
-type Connector = TracingConnector<HttpConnector<TracingResolver<GaiResolver>>>;
-type Svc = Trace<Client<Connector, RequestBody<Empty<Bytes>>>>;
+/// A hyper-util client over the connector `C`, traced, with [`Timings`] in every response.
+type Traced<C> = Trace<Client<C, RequestBody<Empty<Bytes>>>>;
+
+fn traced<C>(connector: C) -> Traced<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let client = Client::builder(TokioExecutor::new()).build(connector);
+    TraceLayer::new().record_timings(true).layer(client)
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (mut verbose, mut url) = (false, None);
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "-v" | "--verbose" => verbose = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            _ if url.is_none() && !arg.starts_with('-') => url = Some(arg),
-            _ => {
-                eprintln!("httpstat: unexpected argument {arg:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
+    let (verbose, url) = match parse_args(std::env::args().skip(1)) {
+        Ok(Args::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
-    }
-
-    let connector = TracingConnector::new(HttpConnector::new_with_resolver(TracingResolver::new(
-        GaiResolver::new(),
-    )));
-    let client =
-        Client::builder(TokioExecutor::new()).build::<_, RequestBody<Empty<Bytes>>>(connector);
-    let svc = ServiceBuilder::new()
-        .layer(TraceLayer::new().record_timings(true))
-        .service(client);
-
+        Ok(Args::Run { verbose, url }) => (verbose, url),
+        Err(msg) => {
+            eprintln!("httpstat: {msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let ok = match url {
-        None => demo(&svc, verbose).await,
-        Some(url) => match parse_url(&url) {
-            Ok(uri) => stat(&svc, uri.clone(), &format!("GET {uri}"), verbose).await,
-            Err(msg) => {
-                eprintln!("httpstat: {msg}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        },
+        Some(uri) => stat_url(uri, verbose).await,
+        None => demo(verbose).await,
     };
     ExitCode::from(u8::from(!ok))
 }
 
+// ---------------------------------------------------------------------------------------------
+// The command line.
+
+enum Args {
+    Help,
+    Run { verbose: bool, url: Option<Uri> },
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let (mut verbose, mut url) = (false, None);
+    for arg in args {
+        match arg.as_str() {
+            "-v" | "--verbose" => verbose = true,
+            "-h" | "--help" => return Ok(Args::Help),
+            _ if url.is_none() && !arg.starts_with('-') => url = Some(parse_url(&arg)?),
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    Ok(Args::Run { verbose, url })
+}
+
+/// An `http://` or `https://` URL with a host; `http://` when no scheme is given.
 fn parse_url(arg: &str) -> Result<Uri, String> {
     let full = match arg.contains("://") {
         true => arg.to_owned(),
@@ -92,66 +112,70 @@ fn parse_url(arg: &str) -> Result<Uri, String> {
         .parse()
         .map_err(|e| format!("invalid URL {arg:?}: {e}"))?;
     match uri.scheme_str() {
-        Some("http") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
-        Some("http") => Err(format!("invalid URL {arg:?}: no host")),
-        Some("https") => Err(format!("{arg}: https is not supported (no TLS here)")),
-        _ => Err(format!("{arg}: unsupported scheme, use http://")),
+        Some("http" | "https") if uri.host().is_some_and(|h| !h.is_empty()) => Ok(uri),
+        Some("http" | "https") => Err(format!("invalid URL {arg:?}: no host")),
+        _ => Err(format!(
+            "{arg}: unsupported scheme, use http:// or https://"
+        )),
     }
 }
 
-/// Traces two requests to a loopback server: one on a fresh connection, one reusing it.
-async fn demo(svc: &Svc, verbose: bool) -> bool {
-    let (port, server) = match start_server().await {
-        Ok(started) => started,
+// ---------------------------------------------------------------------------------------------
+// The requests.
+
+/// One GET of `uri`: `https://` over the Mozilla roots, `http://` dialling address by address.
+async fn stat_url(uri: Uri, verbose: bool) -> bool {
+    let title = format!("GET {uri}");
+    if uri.scheme() != Some(&Scheme::HTTPS) {
+        return stat(&traced(TracingConnector::http()), uri, &title, verbose).await;
+    }
+    match HttpsStack::https_webpki_roots() {
+        Ok(https) => stat(&traced(https), uri, &title, verbose).await,
         Err(e) => {
-            eprintln!("httpstat: cannot start the loopback server: {e}");
+            eprintln!("httpstat: cannot set up TLS: {e}");
+            false
+        }
+    }
+}
+
+/// Traces four requests to the loopback servers: HTTP fresh and reused, HTTPS fresh and reused.
+async fn demo(verbose: bool) -> bool {
+    let servers = match Servers::start().await {
+        Ok(servers) => servers,
+        Err(e) => {
+            eprintln!(
+                "httpstat: cannot start the loopback servers: {}",
+                chain(&*e)
+            );
             return false;
         }
     };
-    let uri: Uri = format!("http://localhost:{port}/")
-        .parse()
-        .expect("a valid URL");
-    let mut ok = stat(svc, uri.clone(), "request 1", verbose).await;
-    if ok {
-        // the client puts the connection back in its pool from the connection's task: let it
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        ok = stat(svc, uri, "request 2", verbose).await;
-    }
-    server.iter().for_each(JoinHandle::abort);
-    ok
+    let http = traced(TracingConnector::http());
+    let https = traced(HttpsStack::https(servers.client_config.clone()));
+    let (http_uri, https_uri) = (servers.uri("http"), servers.uri("https"));
+    fresh_then_reused(&http, http_uri, ["request 1", "request 2"], verbose).await
+        && fresh_then_reused(&https, https_uri, ["request 3", "request 4"], verbose).await
 }
 
-/// Listens on 127.0.0.1 and, when it can, on [::1] with the same port, in case `localhost`
-/// resolves to ::1 first (HttpConnector would fall back to 127.0.0.1 anyway).
-async fn start_server() -> std::io::Result<(u16, Vec<JoinHandle<()>>)> {
-    let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let port = v4.local_addr()?.port();
-    let mut listeners = vec![v4];
-    listeners.extend(TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await.ok());
-    Ok((
-        port,
-        listeners
-            .into_iter()
-            .map(|l| tokio::spawn(serve(l)))
-            .collect(),
-    ))
-}
-
-async fn serve(listener: TcpListener) {
-    while let Ok((stream, _)) = listener.accept().await {
-        let svc = hyper::service::service_fn(|_req| async {
-            tokio::time::sleep(SERVER_DELAY).await;
-            let body = Full::new(Bytes::from_static(b"hello from the loopback server\n"));
-            Ok::<_, Infallible>(Response::new(body))
-        });
-        tokio::spawn(
-            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc),
-        );
+/// A GET on a fresh connection, then another on the same connection, back from the pool.
+async fn fresh_then_reused<C>(svc: &Traced<C>, uri: Uri, titles: [&str; 2], verbose: bool) -> bool
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    if !stat(svc, uri.clone(), titles[0], verbose).await {
+        return false;
     }
+    // the client puts the connection back in its pool from the connection's task: let it
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    stat(svc, uri, titles[1], verbose).await
 }
 
 /// Sends one traced GET and prints what happened; `false` if it failed.
-async fn stat(svc: &Svc, uri: Uri, title: &str, verbose: bool) -> bool {
+async fn stat<C>(svc: &Traced<C>, uri: Uri, title: &str, verbose: bool) -> bool
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let tls = uri.scheme() == Some(&Scheme::HTTPS);
     let rec = Recorder::new();
     let mut req = Request::new(Empty::new());
     *req.uri_mut() = uri;
@@ -181,13 +205,20 @@ async fn stat(svc: &Svc, uri: Uri, title: &str, verbose: bool) -> bool {
     };
     let id = timings.conn_id().unwrap_or_default();
     println!("\n=== {title} ({how} connection #{id}) ===\n");
-    for e in &events {
-        if let Event::GotConn(c) = e {
-            let (to, from) = (addr(c.remote_addr), addr(c.local_addr));
-            println!("Connected to {to} from {from}, connection #{}\n", c.conn_id);
-        }
+    if let Some(c) = events.iter().find_map(|e| match e {
+        Event::GotConn(c) => Some(c),
+        _ => None,
+    }) {
+        let (to, from) = (addr(c.remote_addr), addr(c.local_addr));
+        println!("Connected to {to} from {from}, connection #{}", c.conn_id);
     }
-    println!("{:?} {}", head.version, head.status);
+    if let Some(state) = events.iter().find_map(|e| match e {
+        Event::TlsHandshakeDone(i) => i.state.as_ref(),
+        _ => None,
+    }) {
+        println!("TLS: {}", negotiated(state));
+    }
+    println!("\n{:?} {}", head.version, head.status);
     for (name, value) in &head.headers {
         println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
     }
@@ -195,18 +226,143 @@ async fn stat(svc: &Svc, uri: Uri, title: &str, verbose: bool) -> bool {
     if verbose {
         print!("{}", events_report(&events));
     }
-    print_waterfall(&timings);
+    print_waterfall(&timings, tls);
     true
 }
 
 fn failed(err: &(dyn StdError + 'static), rec: &Recorder) -> bool {
-    eprintln!("httpstat: request failed: {err}");
-    for cause in successors(err.source(), |&e| e.source()) {
+    let mut causes = causes(err).into_iter();
+    if let Some(first) = causes.next() {
+        eprintln!("httpstat: request failed: {first}");
+    }
+    for cause in causes {
         eprintln!("  caused by: {cause}");
     }
     eprint!("{}", events_report(&rec.events()));
     false
 }
+
+// ---------------------------------------------------------------------------------------------
+// The loopback servers.
+
+/// The demo's servers, HTTP and HTTPS, each on 127.0.0.1 and, when it can, on [::1] with the
+/// same port, so that `localhost` reaches them whichever address it resolves to first. Stopped
+/// when dropped.
+struct Servers {
+    http_port: u16,
+    https_port: u16,
+    /// Trusts the HTTPS server's self-signed certificate, and nothing else.
+    client_config: rustls::ClientConfig,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Servers {
+    async fn start() -> Result<Servers, Box<dyn StdError>> {
+        let (cert, key) = self_signed("localhost")?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.clone())?;
+        let client_config = rustls::ClientConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let server_config = rustls::ServerConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)?;
+        let acceptor = TlsAcceptor::from(Arc::new(server_config));
+
+        let (http_port, http) = listen().await?;
+        let (https_port, https) = listen().await?;
+        let mut tasks: Vec<_> = http.into_iter().map(|l| spawn_server(l, None)).collect();
+        tasks.extend(
+            https
+                .into_iter()
+                .map(|l| spawn_server(l, Some(acceptor.clone()))),
+        );
+        Ok(Servers {
+            http_port,
+            https_port,
+            client_config,
+            tasks,
+        })
+    }
+
+    /// `http://localhost:PORT/` or `https://localhost:PORT/`.
+    fn uri(&self, scheme: &str) -> Uri {
+        let port = match scheme {
+            "https" => self.https_port,
+            _ => self.http_port,
+        };
+        let uri = format!("{scheme}://localhost:{port}/");
+        uri.parse().expect("a valid URL")
+    }
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
+fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A self-signed certificate for `name`, and its key.
+fn self_signed(
+    name: &str,
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), rcgen::Error> {
+    let certified = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
+    let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+    Ok((certified.cert.der().clone(), key.into()))
+}
+
+/// Listeners on 127.0.0.1 (any free port) and, when it can, on [::1] with the same port.
+async fn listen() -> std::io::Result<(u16, Vec<TcpListener>)> {
+    let v4 = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let port = v4.local_addr()?.port();
+    let mut listeners = vec![v4];
+    listeners.extend(TcpListener::bind((Ipv6Addr::LOCALHOST, port)).await.ok());
+    Ok((port, listeners))
+}
+
+/// Serves every connection `listener` accepts, over TLS when given an acceptor.
+fn spawn_server(listener: TcpListener, tls: Option<TlsAcceptor>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                match tls {
+                    None => serve_connection(TokioIo::new(tcp)).await,
+                    // a failed handshake is the client's to report
+                    Some(tls) => {
+                        if let Ok(stream) = tls.accept(tcp).await {
+                            serve_connection(TokioIo::new(stream)).await;
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// HTTP/1 on one connection: every request is answered after [`SERVER_DELAY`].
+async fn serve_connection<IO>(io: IO)
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    let svc = hyper::service::service_fn(|_req| async {
+        tokio::time::sleep(SERVER_DELAY).await;
+        let body = Full::new(Bytes::from_static(b"hello from the loopback server\n"));
+        Ok::<_, Infallible>(Response::new(body))
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, svc)
+        .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The report.
 
 fn addr(a: Option<SocketAddr>) -> String {
     a.map_or("?".into(), |a| a.to_string())
@@ -216,42 +372,126 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.3}ms", d.as_secs_f64() * 1e3))
 }
 
-/// httpstat's waterfall (its template for http://), with sub-millisecond precision.
-fn print_waterfall(t: &Timings) {
-    let phases = [
-        t.dns(),
-        t.connect(),
-        t.server_processing(),
-        t.content_transfer(),
-    ];
-    let [a, b, c, d] = phases.map(ms);
-    let (n, k, s) = (ms(t.namelookup()), ms(t.connected()), ms(t.starttransfer()));
-    let total = ms(t.total());
-    println!(
-        "
-  DNS Lookup   TCP Connection   Server Processing   Content Transfer
-[{a:^12}|{b:^16}|{c:^19}|{d:^18}]
-             |                |                   |                  |
-    namelookup:{n:<15}|                   |                  |
-                        connect:{k:<18}|                  |
-                                      starttransfer:{s:<17}|
-                                                                 total:{total}"
-    );
+/// What a TLS handshake negotiated, on one line.
+fn negotiated(s: &TlsState) -> String {
+    let alpn = s
+        .alpn
+        .as_deref()
+        .map_or("none".into(), String::from_utf8_lossy);
+    let resumed = if s.resumed { "yes" } else { "no" };
+    let sni = s.server_name.as_deref().unwrap_or("-");
+    let certs = s.peer_certificates.len();
+    format!(
+        "{}, {}, ALPN {alpn}, resumed: {resumed}, server name {sni}, {certs} peer certificate(s)",
+        s.version, s.cipher_suite
+    )
+}
+
+/// httpstat's waterfall (its templates for http:// and https://), with sub-millisecond
+/// precision: the phases in columns, and below, each column's end as a mark from the start.
+fn print_waterfall(t: &Timings, tls: bool) {
+    let mut phases = vec![("DNS Lookup", t.dns()), ("TCP Connection", t.connect())];
+    let mut marks = vec![("namelookup", t.namelookup()), ("connect", t.connected())];
+    if tls {
+        phases.push(("TLS Handshake", t.tls()));
+        marks.push(("appconnect", t.appconnect()));
+    }
+    phases.extend([
+        ("Server Processing", t.server_processing()),
+        ("Content Transfer", t.content_transfer()),
+    ]);
+    marks.extend([("starttransfer", t.starttransfer()), ("total", t.total())]);
+    let (chart, width) = waterfall(&phases, &marks);
+    print!("\n{chart}");
     if t.reused() == Some(true) {
         let note = format!("(reused connection #{})", t.conn_id().unwrap_or_default());
-        println!("{note:>71}");
+        println!("{note:>width$}");
     }
-    if let Some(all) = t.total() {
-        let sum = phases.iter().flatten().sum();
-        let (sum, gap) = (ms(Some(sum)), ms(Some(all.saturating_sub(sum))));
+    if let Some(total) = t.total() {
+        let sum = phases.iter().filter_map(|(_, d)| *d).sum();
+        let (gap, sum) = (ms(Some(total.saturating_sub(sum))), ms(Some(sum)));
+        let total = ms(Some(total));
         println!("\n{sum} in phases + {gap} between them (pool, task hand-offs) = {total}");
     }
 }
 
+/// Draws the columns and the marks (one per column, at its right edge); returns the chart and
+/// its width.
+fn waterfall(
+    phases: &[(&str, Option<Duration>)],
+    marks: &[(&str, Option<Duration>)],
+) -> (String, usize) {
+    let widths: Vec<usize> = phases.iter().map(|(title, _)| title.len() + 2).collect();
+    // where each column ends: its `|` (or the final `]`)
+    let edges: Vec<usize> = widths
+        .iter()
+        .scan(0, |x, w| {
+            *x += w + 1;
+            Some(*x)
+        })
+        .collect();
+    let mut titles = String::from(" ");
+    let mut bar = String::from("[");
+    for (&(title, d), &w) in phases.iter().zip(&widths) {
+        titles += &format!("{title:^w$} ");
+        bar += &format!("{:^w$}|", ms(d));
+    }
+    bar.pop();
+    bar.push(']');
+    let ticks_from = |line: &mut String, from: usize| {
+        for &edge in &edges[from..] {
+            if line.len() < edge {
+                *line += &format!("{:>w$}", "|", w = edge + 1 - line.len());
+            }
+        }
+    };
+    let mut ticks = String::new();
+    ticks_from(&mut ticks, 0);
+    let mut out = format!("{}\n{bar}\n{ticks}\n", titles.trim_end());
+    for (i, &(name, d)) in marks.iter().enumerate() {
+        let mut line = format!("{:>w$}{}", format!("{name}:"), ms(d), w = edges[i] + 2);
+        ticks_from(&mut line, i + 1);
+        out = out + &line + "\n";
+    }
+    (out, edges[edges.len() - 1] + 2)
+}
+
+/// The causes of `err`, outermost first. `SharedError` and `io::Error` are transparent (their
+/// `Display` and `source()` are the wrapped error's), so the chain is read through them: that is
+/// where a TLS error (e.g. rustls' `UnknownIssuer`) sits.
+fn causes<'a>(err: &'a (dyn StdError + 'static)) -> Vec<&'a (dyn StdError + 'static)> {
+    fn unwrap<'a>(mut e: &'a (dyn StdError + 'static)) -> &'a (dyn StdError + 'static) {
+        loop {
+            let inner = match e.downcast_ref::<SharedError>() {
+                Some(shared) => Some(shared.get_ref()),
+                None => e
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(|io| io.get_ref()),
+            };
+            match inner {
+                Some(inner) => e = inner,
+                None => return e,
+            }
+        }
+    }
+    let mut out: Vec<&(dyn StdError + 'static)> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next.map(unwrap) {
+        if out
+            .last()
+            .is_none_or(|last| last.to_string() != e.to_string())
+        {
+            out.push(e);
+        }
+        next = e.source();
+    }
+    out
+}
+
 /// An error with its causes, on one line.
 fn chain(err: &(dyn StdError + 'static)) -> String {
-    let causes = successors(Some(err), |&e| e.source()).map(|e| e.to_string());
-    causes.collect::<Vec<_>>().join(": ")
+    let causes: Vec<String> = causes(err).iter().map(ToString::to_string).collect();
+    causes.join(": ")
 }
 
 /// Every event with its offset from `GetConn`, and the details that matter.
@@ -276,6 +516,9 @@ fn events_report(events: &[Event]) -> String {
                 addr(i.local_addr),
                 addr(i.addr)
             ),
+            Event::ConnectDone(i) => i.addr.map_or(String::new(), |a| a.to_string()),
+            Event::TlsHandshakeStart(i) => i.server_name.clone().unwrap_or_default(),
+            Event::TlsHandshakeDone(i) => i.state.as_ref().map_or(String::new(), negotiated),
             Event::GotConn(i) => format!(
                 "#{} reused={} was_idle={} idle_time={:?} {} -> {}",
                 i.conn_id,

@@ -74,6 +74,8 @@ struct ReqState {
     cause: Option<SharedError>,
     /// A terminal event was emitted.
     finished: bool,
+    /// The last connection this request's own dial made: (id, local address, when).
+    dialled: Option<(u64, Option<SocketAddr>, Instant)>,
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -127,6 +129,12 @@ impl RequestCtx {
                 st.cause = Some(e.clone())
             }
             Event::GotConn(info) => st.conn_id = Some(info.conn_id),
+            Event::ConnectDone(ConnectDoneInfo {
+                conn_id: Some(id),
+                local_addr,
+                at,
+                ..
+            }) => st.dialled = Some((*id, *local_addr, *at)),
             _ => {}
         }
     }
@@ -137,6 +145,18 @@ impl RequestCtx {
 
     pub(crate) fn conn_id(&self) -> Option<u64> {
         self.lock().conn_id
+    }
+
+    /// The connection this request's own dial made, if any: (id, local address, when).
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn dialled(&self) -> Option<(u64, Option<SocketAddr>, Instant)> {
+        self.lock().dialled
+    }
+
+    /// When the request started.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn start(&self) -> Instant {
+        self.start
     }
 
     pub(crate) fn set_body_done(&self) {

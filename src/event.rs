@@ -207,6 +207,21 @@ pub struct ResponseBodyDoneInfo {
     pub error: Option<SharedError>,
 }
 
+/// `Redirect` (beyond Go): the client follows a redirect; the events after it belong to the next
+/// hop. Reported by the redirect policy of `httptrace::reqwest` (feature `reqwest`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RedirectInfo {
+    /// When it happened.
+    pub at: Instant,
+    /// The redirect's status.
+    pub status: StatusCode,
+    /// The URL redirected to.
+    pub to: String,
+    /// The hop that follows: 1 for the first redirect.
+    pub hop: usize,
+}
+
 /// `PutIdleConn`: the connection went back to the idle pool after this request.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -358,6 +373,8 @@ events! {
     ResponseHeaders(ResponseHeadersInfo) => response_headers, "ResponseHeaders", none;
     /// `ResponseBodyDone`: the response body ended, failed or was dropped.
     ResponseBodyDone(ResponseBodyDoneInfo) => response_body_done, "ResponseBodyDone", opt;
+    /// `Redirect`: a redirect is followed.
+    Redirect(RedirectInfo) => redirect, "Redirect", none;
     /// `PutIdleConn`: the connection went back to the idle pool.
     PutIdleConn(PutIdleConnInfo) => put_idle_conn, "PutIdleConn", none;
     /// `RequestFailed`: the client returned an error.
@@ -382,6 +399,7 @@ impl Event {
             self,
             Event::ResponseHeaders(_)
                 | Event::ResponseBodyDone(_)
+                | Event::Redirect(_)
                 | Event::RequestFailed(_)
                 | Event::RequestCanceled(_)
                 | Event::ConnectionClosed(_)

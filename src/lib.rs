@@ -126,6 +126,8 @@ mod consumer;
 mod error;
 mod event;
 mod request;
+#[cfg(feature = "reqwest")]
+pub mod reqwest;
 mod trace;
 
 pub use crate::connect::{
@@ -139,9 +141,12 @@ pub use crate::consumer::timings::Timings;
 pub use crate::error::{Canceled, RequestError, SharedError};
 pub use crate::event::*;
 pub use crate::request::{
-    on_informational, RequestBody, ResponseBody, ResponseFuture, Trace, TraceLayer,
+    on_informational, RequestBody, ResponseBody, ResponseFuture, Trace, TraceLayer, TraceResponse,
 };
-pub use crate::trace::{ClientTrace, Scoped};
+pub use crate::trace::{hook_panics, ClientTrace, Scoped};
+
+#[doc(hidden)]
+pub use crate::request::RequestHandle;
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

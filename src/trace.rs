@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -144,7 +145,9 @@ impl ClientTrace {
     /// doesn't reach the connection, the pool or the other hooks.
     pub(crate) fn emit(&self, event: &Event) {
         for hooks in self.hooks.iter() {
-            let _ = catch_unwind(AssertUnwindSafe(|| hooks.on_event(event)));
+            if catch_unwind(AssertUnwindSafe(|| hooks.on_event(event))).is_err() {
+                hook_panicked(event);
+            }
         }
     }
 }
@@ -155,6 +158,30 @@ impl fmt::Debug for ClientTrace {
             .field("hooks", &self.hooks.len())
             .finish()
     }
+}
+
+static HOOK_PANICS: AtomicU64 = AtomicU64::new(0);
+
+fn hook_panicked(event: &Event) {
+    if HOOK_PANICS.fetch_add(1, Ordering::Relaxed) == 0 {
+        eprintln!(
+            "httptrace: a hook panicked on {}; the panic was contained (the request, its \
+             connection and the pool go on). Later hook panics are contained silently: see \
+             httptrace::hook_panics().",
+            event.name()
+        );
+    }
+}
+
+/// How many times a hook panicked in this process. Each panic is contained: the request, its
+/// connection, the pool and the other hooks go on; the first one is also reported on stderr.
+///
+/// ```
+/// let before = httptrace::hook_panics();
+/// # assert!(httptrace::hook_panics() >= before);
+/// ```
+pub fn hook_panics() -> u64 {
+    HOOK_PANICS.load(Ordering::Relaxed)
 }
 
 thread_local! {

@@ -25,6 +25,8 @@ mod resolver;
 mod tls;
 mod transport;
 
+#[cfg_attr(not(feature = "reqwest"), allow(unused_imports))]
+pub(crate) use self::connector::addrs;
 pub use self::connector::{ConnectFuture, InspectTls, NoTls, TracingConnector};
 pub use self::io::TracedIo;
 pub use self::per_address::PerAddressConnector;

@@ -82,38 +82,85 @@ impl<F: fmt::Debug> fmt::Debug for ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
+/// A traced request, as [`TraceResponse`] implementations see it.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct RequestHandle(pub(crate) Arc<RequestCtx>);
+
+/// A response the [`Trace`](crate::Trace) service can trace: hyper's and tower's
+/// `http::Response<B>`, and `reqwest::Response` with the `reqwest` feature.
+pub trait TraceResponse: Sized {
+    /// The response handed back to the caller.
+    type Traced;
+
+    #[doc(hidden)]
+    fn untraced(self) -> Self::Traced;
+
+    #[doc(hidden)]
+    fn head(&self) -> (http::StatusCode, http::Version, &http::HeaderMap);
+
+    #[doc(hidden)]
+    fn extensions_mut(&mut self) -> &mut http::Extensions;
+
+    /// Emits what the response reveals before its head is reported (e.g. a derived `GotConn`).
+    #[doc(hidden)]
+    fn before_head(&self, _req: &RequestHandle) {}
+
+    #[doc(hidden)]
+    fn traced(self, req: RequestHandle, keep_alive: bool) -> Self::Traced;
+}
+
+impl<B: http_body::Body> TraceResponse for Response<B> {
+    type Traced = Response<ResponseBody<B>>;
+
+    fn untraced(self) -> Self::Traced {
+        self.map(ResponseBody::untraced)
+    }
+
+    fn head(&self) -> (http::StatusCode, http::Version, &http::HeaderMap) {
+        (self.status(), self.version(), self.headers())
+    }
+
+    fn extensions_mut(&mut self) -> &mut http::Extensions {
+        Response::extensions_mut(self)
+    }
+
+    fn traced(self, req: RequestHandle, keep_alive: bool) -> Self::Traced {
+        self.map(|b| ResponseBody::traced(b, req.0, keep_alive))
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
 where
-    F: Future<Output = Result<Response<B>, E>>,
-    B: http_body::Body,
+    F: Future<Output = Result<R, E>>,
+    R: TraceResponse,
     E: fmt::Display,
 {
-    type Output = Result<Response<ResponseBody<B>>, E>;
+    type Output = Result<R::Traced, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(t) = this.traced.as_mut() else {
-            return this
-                .inner
-                .poll(cx)
-                .map(|r| r.map(|res| res.map(ResponseBody::untraced)));
+            return this.inner.poll(cx).map(|r| r.map(TraceResponse::untraced));
         };
         let inner = this.inner;
         let result = ready!(binding::with_request(&t.ctx, || inner.poll(cx)));
         t.done = true;
         Poll::Ready(match result {
             Ok(mut res) => {
+                let req = RequestHandle(t.ctx.clone());
+                res.before_head(&req);
+                let (status, version, headers) = res.head();
                 t.ctx.emit(Event::ResponseHeaders(ResponseHeadersInfo {
                     at: Instant::now(),
-                    status: res.status(),
-                    version: res.version(),
+                    status,
+                    version,
                 }));
+                let keep_alive = !t.req_close && super::keeps_alive(version, headers);
                 if let Some(timings) = t.timings.take() {
                     res.extensions_mut().insert(timings);
                 }
-                let keep_alive = !t.req_close && super::keeps_alive(res.version(), res.headers());
-                let ctx = t.ctx.clone();
-                Ok(res.map(|b| ResponseBody::traced(b, ctx, keep_alive)))
+                Ok(res.traced(req, keep_alive))
             }
             Err(err) => {
                 let error = RequestError::new(err.to_string(), t.ctx.cause());

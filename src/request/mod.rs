@@ -6,8 +6,11 @@ mod informational;
 mod layer;
 mod service;
 
+#[cfg_attr(not(feature = "reqwest"), allow(unused_imports))]
+pub(crate) use self::service::host_port;
+
 pub use self::body::{RequestBody, ResponseBody};
-pub use self::future::ResponseFuture;
+pub use self::future::{RequestHandle, ResponseFuture, TraceResponse};
 pub use self::informational::on_informational;
 pub use self::layer::TraceLayer;
 pub use self::service::Trace;

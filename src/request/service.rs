@@ -66,6 +66,25 @@ impl TraceLayer {
 
     /// The trace for one request: its own, then the scopes', then the factory's, then the
     /// client's default; `None` when there is none (the request is not traced).
+    /// The request's trace (see [`TraceLayer::resolve`]) with the layer's `Timings` composed in
+    /// when it records them.
+    pub(crate) fn trace_for(
+        &self,
+        own: Option<ClientTrace>,
+    ) -> (Option<ClientTrace>, Option<Timings>) {
+        let trace = self.resolve(own);
+        if !self.record_timings {
+            return (trace, None);
+        }
+        let timings = Timings::new();
+        let tt = timings.trace();
+        let trace = match trace {
+            Some(trace) => trace.compose(tt),
+            None => tt,
+        };
+        (Some(trace), Some(timings))
+    }
+
     fn resolve(&self, own: Option<ClientTrace>) -> Option<ClientTrace> {
         let mut trace = own;
         for next in [
@@ -111,17 +130,7 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let own = req.extensions_mut().remove::<ClientTrace>();
         let user_1xx = req.extensions_mut().remove::<UserInformational>();
-        let mut timings = None;
-        let mut trace = self.layer.resolve(own);
-        if self.layer.record_timings {
-            let t = Timings::new();
-            let tt = t.trace();
-            trace = Some(match trace {
-                Some(trace) => trace.compose(tt),
-                None => tt,
-            });
-            timings = Some(t);
-        }
+        let (trace, timings) = self.layer.trace_for(own);
 
         let Some(trace) = trace else {
             if let Some(user) = user_1xx {
@@ -171,7 +180,7 @@ fn install_informational<B>(
     }
 }
 
-fn host_port(uri: &http::Uri) -> String {
+pub(crate) fn host_port(uri: &http::Uri) -> String {
     let host = uri.host().unwrap_or("");
     let port = uri.port_u16().unwrap_or_else(|| match uri.scheme_str() {
         Some("https") | Some("wss") => 443,

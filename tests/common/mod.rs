@@ -1,6 +1,9 @@
 //! Loopback servers and traced clients for the end-to-end tests.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "rustls")]
+pub mod tls;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -389,4 +392,674 @@ pub fn causes<'a>(
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attribution under load: many concurrent requests through one client, every event checked
+// against the server's view. Shared by tests/attribution.rs, tests/stress.rs and
+// examples/stress.rs.
+
+/// A small xorshift generator: the same seed gives the same numbers.
+pub fn rng(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    }
+}
+
+/// The events one request's hooks received, in delivery order.
+pub type EventLog = Arc<std::sync::Mutex<Vec<Event>>>;
+
+/// Records into `log`, after sleeping a little now and then: a slow hook delays the task it runs
+/// on (the request's, or the connection's).
+pub struct Jittery {
+    pub log: EventLog,
+    pub seed: u64,
+}
+
+impl httptrace::Hooks for Jittery {
+    fn on_event(&self, event: &Event) {
+        let mut r = rng(self.seed ^ event.at().elapsed().subsec_nanos() as u64);
+        if r() % 4 == 0 {
+            std::thread::sleep(Duration::from_micros(r() % 80));
+        }
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+    }
+}
+
+/// The shape of a load run.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    pub requests: u64,
+    pub concurrency: usize,
+    /// The server waits 0..=`max_delay_ms` before each response.
+    pub max_delay_ms: u64,
+    /// One request in `close_one_in` asks the server to close its connection after it.
+    pub close_one_in: u64,
+    /// The run stops (and reports a violation) past this.
+    pub time_limit: Duration,
+    /// Sabotage, to show the checks catch it: one request in `mix_logs_one_in` (0: none) records
+    /// its events into the previous request's log instead of its own.
+    pub mix_logs_one_in: u64,
+}
+
+/// What went wrong, by kind; `first` keeps the first messages.
+#[derive(Debug, Default, Clone)]
+pub struct Violations {
+    /// An event of another request or connection: GotConn's local address is not the socket the
+    /// server read the request on, a connection mapped to two server connections, a
+    /// ConnectionClosed/PutIdleConn naming another connection.
+    pub wrong_request: u64,
+    /// An event that should have come and didn't.
+    pub lost: u64,
+    /// An event that came more than once.
+    pub duplicated: u64,
+    /// A Start without its Done (or the other way round), or a request that didn't end once.
+    pub unpaired: u64,
+    /// Events out of order in a request, or exchanges overlapping on a connection, or a
+    /// connection's first exchange marked reused (or a later one not).
+    pub misordered: u64,
+    /// An event that has no business in this run (an error on loopback, a request failing...).
+    pub unexpected: u64,
+    /// Events delivered after the request ended and was checked.
+    pub late: u64,
+    pub first: Vec<String>,
+}
+
+impl Violations {
+    pub fn total(&self) -> u64 {
+        self.wrong_request
+            + self.lost
+            + self.duplicated
+            + self.unpaired
+            + self.misordered
+            + self.unexpected
+            + self.late
+    }
+
+    fn add(&mut self, kind: fn(&mut Violations) -> &mut u64, msg: String) {
+        *kind(self) += 1;
+        if self.first.len() < 20 {
+            self.first.push(msg);
+        }
+    }
+}
+
+/// The outcome of a load run.
+#[derive(Debug, Default, Clone)]
+pub struct LoadReport {
+    pub requests: u64,
+    pub events: u64,
+    /// Connections the server accepted.
+    pub server_conns: u64,
+    /// Connections that served at least one request.
+    pub serving_conns: u64,
+    /// Requests on a connection dialled for them.
+    pub fresh: u64,
+    /// Requests on a connection that served others before.
+    pub reused: u64,
+    /// Requests served by a connection another request dialled, its first exchange.
+    pub served_by_other_dial: u64,
+    /// Requests whose own dial went on in the background while another connection served them.
+    pub dialled_for_others: u64,
+    /// Requests that asked the server to close the connection.
+    pub closes: u64,
+    pub connection_closed_events: u64,
+    pub elapsed: Duration,
+    pub violations: Violations,
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = &self.violations;
+        writeln!(
+            f,
+            "{} requests, {} events, {} connections accepted by the server ({} of them served requests), in {:.2?} ({:.0} req/s)",
+            self.requests,
+            self.events,
+            self.server_conns,
+            self.serving_conns,
+            self.elapsed,
+            self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+        )?;
+        writeln!(
+            f,
+            "  fresh {}, reused {}, served by another request's dial {}, dialled for others {}, close=1 {}, ConnectionClosed {}",
+            self.fresh,
+            self.reused,
+            self.served_by_other_dial,
+            self.dialled_for_others,
+            self.closes,
+            self.connection_closed_events
+        )?;
+        write!(
+            f,
+            "  violations: wrong request {}, lost {}, duplicated {}, unpaired {}, misordered {}, unexpected {}, late {} (total {})",
+            v.wrong_request, v.lost, v.duplicated, v.unpaired, v.misordered, v.unexpected, v.late, v.total()
+        )?;
+        for m in &v.first {
+            write!(f, "\n    {m}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A request of the run, done.
+struct Done {
+    id: u64,
+    close: bool,
+    peer: SocketAddr,
+    server_conn: u64,
+    log: EventLog,
+}
+
+/// One exchange as its connection saw it.
+#[derive(Debug, Clone, Copy)]
+struct Exchange {
+    got_at: std::time::Instant,
+    reused: bool,
+    was_idle: bool,
+    id: u64,
+    first_byte: Option<std::time::Instant>,
+    put_at: Option<std::time::Instant>,
+}
+
+/// The core of every request of a load run, in order: what remains without its own dial, the
+/// connection's close and its return to the pool.
+pub const LOAD_CORE: &[&str] = &[
+    "GetConn",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "ResponseBodyDone",
+];
+
+/// Checks every request of a load run as it completes, and the connections across requests.
+struct Checker {
+    server_addr: SocketAddr,
+    report: LoadReport,
+    /// Requests whose own dial hasn't finished yet (it goes on in the background).
+    pending: Vec<Done>,
+    /// Every request's log, to catch events delivered after the check.
+    logs: Vec<EventLog>,
+    by_conn: HashMap<u64, Vec<Exchange>>,
+    conn_to_server: HashMap<u64, u64>,
+    server_to_conn: HashMap<u64, u64>,
+    dialled: std::collections::HashSet<u64>,
+}
+
+use std::collections::HashMap;
+
+fn dials_done(events: &[Event]) -> bool {
+    let count = |n: &str| events.iter().filter(|e| e.name() == n).count();
+    count("ConnectStart") == count("ConnectDone")
+}
+
+impl Checker {
+    fn new(server_addr: SocketAddr) -> Self {
+        Checker {
+            server_addr,
+            report: LoadReport::default(),
+            pending: Vec::new(),
+            logs: Vec::new(),
+            by_conn: HashMap::new(),
+            conn_to_server: HashMap::new(),
+            server_to_conn: HashMap::new(),
+            dialled: Default::default(),
+        }
+    }
+
+    fn add(&mut self, done: Done) {
+        self.logs.push(done.log.clone());
+        let ready = dials_done(&done.log.lock().unwrap_or_else(|e| e.into_inner()));
+        if ready {
+            self.check(done);
+        } else {
+            self.pending.push(done);
+        }
+    }
+
+    fn check(&mut self, o: Done) {
+        let ev = std::mem::take(&mut *o.log.lock().unwrap_or_else(|e| e.into_inner()));
+        let v = &mut self.report.violations;
+        let id = o.id;
+        self.report.requests += 1;
+        self.report.events += ev.len() as u64;
+        if o.close {
+            self.report.closes += 1;
+        }
+        let all = names(&ev);
+        if let Some(msg) = unpaired(&ev) {
+            v.add(|v| &mut v.unpaired, format!("request {id}: {msg}"));
+        }
+        let count = |n: &str| all.iter().filter(|m| **m == n).count();
+        let core: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|n| {
+                !matches!(
+                    *n,
+                    "ConnectStart" | "ConnectDone" | "ConnectionClosed" | "PutIdleConn"
+                )
+            })
+            .collect();
+        if core != LOAD_CORE {
+            let mut explained = false;
+            for n in LOAD_CORE {
+                match count(n) {
+                    0 => v.add(|v| &mut v.lost, format!("request {id}: no {n} in {all:?}")),
+                    1 => continue,
+                    _ => v.add(
+                        |v| &mut v.duplicated,
+                        format!("request {id}: {n} twice in {all:?}"),
+                    ),
+                }
+                explained = true;
+            }
+            for n in core.iter().filter(|n| !LOAD_CORE.contains(n)) {
+                v.add(
+                    |v| &mut v.unexpected,
+                    format!("request {id}: {n} in {all:?}"),
+                );
+                explained = true;
+            }
+            if !explained {
+                v.add(|v| &mut v.misordered, format!("request {id}: {all:?}"));
+            }
+        }
+        for n in ["ConnectStart", "ConnectDone", "ConnectionClosed"] {
+            if count(n) > 1 {
+                v.add(
+                    |v| &mut v.duplicated,
+                    format!("request {id}: {n} twice in {all:?}"),
+                );
+            }
+        }
+        match (o.close, count("PutIdleConn")) {
+            (true, 0) | (false, 1) => {}
+            (true, _) => v.add(
+                |v| &mut v.unexpected,
+                format!("request {id} asked to close, its connection was pooled: {all:?}"),
+            ),
+            (false, 0) => v.add(
+                |v| &mut v.lost,
+                format!("request {id}: no PutIdleConn in {all:?}"),
+            ),
+            (false, _) => v.add(
+                |v| &mut v.duplicated,
+                format!("request {id}: PutIdleConn twice in {all:?}"),
+            ),
+        }
+        // the core events in time order
+        let core_at: Vec<std::time::Instant> = ev
+            .iter()
+            .filter(|e| LOAD_CORE.contains(&e.name()))
+            .map(Event::at)
+            .collect();
+        if !core_at.windows(2).all(|w| w[0] <= w[1]) {
+            v.add(
+                |v| &mut v.misordered,
+                format!("request {id}: core events out of time order"),
+            );
+        }
+
+        let Some(got) = ev.iter().find_map(|e| match e {
+            Event::GotConn(i) => Some(i.clone()),
+            _ => None,
+        }) else {
+            return; // counted as lost above
+        };
+        if got.reused {
+            self.report.reused += 1;
+        } else if got.was_idle {
+            self.report.served_by_other_dial += 1;
+        } else {
+            self.report.fresh += 1;
+        }
+        // the proof: the connection GotConn names is the socket the server read this request on
+        if got.local_addr != Some(o.peer) {
+            v.add(
+                |v| &mut v.wrong_request,
+                format!(
+                    "request {id}: GotConn names local {:?}, the server read it from {}",
+                    got.local_addr, o.peer
+                ),
+            );
+        }
+        if got.remote_addr != Some(self.server_addr) {
+            v.add(
+                |v| &mut v.wrong_request,
+                format!("request {id}: GotConn names remote {:?}", got.remote_addr),
+            );
+        }
+        if *self
+            .conn_to_server
+            .entry(got.conn_id)
+            .or_insert(o.server_conn)
+            != o.server_conn
+            || *self
+                .server_to_conn
+                .entry(o.server_conn)
+                .or_insert(got.conn_id)
+                != got.conn_id
+        {
+            v.add(
+                |v| &mut v.wrong_request,
+                format!(
+                    "request {id}: connection {} vs the server's connection {}",
+                    got.conn_id, o.server_conn
+                ),
+            );
+        }
+        let mut put_at = None;
+        let mut first_byte = None;
+        for e in &ev {
+            match e {
+                Event::PutIdleConn(p) => {
+                    put_at = Some(p.at);
+                    if p.conn_id != got.conn_id {
+                        v.add(
+                            |v| &mut v.wrong_request,
+                            format!(
+                                "request {id}: PutIdleConn of {} on {}",
+                                p.conn_id, got.conn_id
+                            ),
+                        );
+                    }
+                }
+                Event::ConnectionClosed(c) => {
+                    self.report.connection_closed_events += 1;
+                    if c.conn_id != got.conn_id || !o.close {
+                        v.add(
+                            |v| &mut v.wrong_request,
+                            format!(
+                                "request {id} (close={}): ConnectionClosed of {} on {}",
+                                o.close, c.conn_id, got.conn_id
+                            ),
+                        );
+                    }
+                }
+                Event::GotFirstResponseByte(f) => first_byte = Some(f.at),
+                Event::ConnectDone(d) if d.error.is_some() => v.add(
+                    |v| &mut v.unexpected,
+                    format!("request {id}: a loopback connect failed: {:?}", d.error),
+                ),
+                _ => {}
+            }
+        }
+
+        let own_dial = ev.iter().find_map(|e| match e {
+            Event::ConnectDone(i) => i.conn_id,
+            _ => None,
+        });
+        if let Some(conn) = own_dial {
+            if !self.dialled.insert(conn) {
+                v.add(
+                    |v| &mut v.duplicated,
+                    format!("request {id}: connection {conn} dialled twice"),
+                );
+            }
+        }
+        let pos = |n: &str| ev.iter().position(|e| e.name() == n);
+        if own_dial == Some(got.conn_id) {
+            // served by its own dial: the connect comes before GotConn, and it wasn't idle
+            if pos("ConnectDone") > pos("GotConn") || got.was_idle || got.reused {
+                v.add(
+                    |v| &mut v.misordered,
+                    format!("request {id} on its own dial: {all:?} {got:?}"),
+                );
+            }
+        } else {
+            if own_dial.is_some() {
+                self.report.dialled_for_others += 1;
+            }
+            if !got.was_idle {
+                v.add(
+                    |v| &mut v.wrong_request,
+                    format!("request {id} didn't dial its connection: {got:?}"),
+                );
+            }
+        }
+        self.by_conn.entry(got.conn_id).or_default().push(Exchange {
+            got_at: got.at,
+            reused: got.reused,
+            was_idle: got.was_idle,
+            id,
+            first_byte,
+            put_at,
+        });
+    }
+
+    async fn finish(mut self, server_conns: u64, started: std::time::Instant) -> LoadReport {
+        // background connects (an idle connection won the race) report when they finish
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self
+            .pending
+            .iter()
+            .all(|d| dials_done(&d.log.lock().unwrap_or_else(|e| e.into_inner())))
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for done in std::mem::take(&mut self.pending) {
+            self.check(done);
+        }
+        let v = &mut self.report.violations;
+        for log in &self.logs {
+            let late = log.lock().unwrap_or_else(|e| e.into_inner()).len();
+            if late > 0 {
+                v.add(|v| &mut v.late, format!("{late} events after the end"));
+            }
+        }
+        // per connection: one exchange at a time; the first fresh, every later one reused
+        for (conn, mut xs) in std::mem::take(&mut self.by_conn) {
+            xs.sort_by_key(|x| x.got_at);
+            if xs[0].reused {
+                v.add(
+                    |v| &mut v.misordered,
+                    format!(
+                        "conn {conn}: first exchange (request {}) marked reused",
+                        xs[0].id
+                    ),
+                );
+            }
+            for w in xs.windows(2) {
+                let (prev, next) = (w[0], w[1]);
+                if !(next.reused && next.was_idle) {
+                    v.add(
+                        |v| &mut v.misordered,
+                        format!(
+                            "conn {conn}: request {} after {} not reused",
+                            next.id, prev.id
+                        ),
+                    );
+                }
+                if prev.first_byte.is_some_and(|t| next.got_at < t)
+                    || prev.put_at.is_some_and(|t| next.got_at < t)
+                {
+                    v.add(
+                        |v| &mut v.misordered,
+                        format!(
+                            "conn {conn}: request {} overlaps request {}",
+                            next.id, prev.id
+                        ),
+                    );
+                }
+            }
+            self.report.serving_conns += 1;
+            if !self.dialled.contains(&conn) {
+                v.add(
+                    |v| &mut v.lost,
+                    format!("conn {conn}: served, its dial not reported"),
+                );
+            }
+        }
+        self.report.server_conns = server_conns;
+        if self.dialled.len() as u64 != server_conns {
+            v.add(
+                |v| &mut v.lost,
+                format!(
+                    "{} dials reported, the server accepted {server_conns} connections",
+                    self.dialled.len()
+                ),
+            );
+        }
+        self.report.elapsed = started.elapsed();
+        self.report
+    }
+}
+
+/// Sends `cfg.requests` GETs through `client` to `server`, `cfg.concurrency` at a time, with
+/// random server delays, hook jitter and some `close=1`, and checks every event of every request
+/// against the server's view. `progress` is told the number of requests done so far.
+pub async fn run_load<S>(
+    client: &S,
+    server: &Server,
+    cfg: &LoadConfig,
+    mut progress: impl FnMut(u64),
+) -> LoadReport
+where
+    S: SendTraced + Send + Sync + 'static,
+{
+    let started = std::time::Instant::now();
+    let mut checker = Checker::new(server.addr);
+    let mut ids = 0..cfg.requests;
+    let mut running = tokio::task::JoinSet::new();
+    let mut done = 0;
+    let mut prev_log: Option<EventLog> = None;
+    loop {
+        while running.len() < cfg.concurrency {
+            let Some(id) = ids.next() else { break };
+            let log = EventLog::default();
+            let sabotage = cfg.mix_logs_one_in > 0 && id % cfg.mix_logs_one_in == 1;
+            let hook_log = match (&prev_log, sabotage) {
+                (Some(prev), true) => prev.clone(),
+                _ => log.clone(),
+            };
+            prev_log = Some(log.clone());
+            let client = client.clone();
+            let (max_delay, close_one_in) = (cfg.max_delay_ms + 1, cfg.close_one_in.max(1));
+            let url = server.url("/");
+            running.spawn(async move {
+                let mut r = rng(id + 1);
+                let delay = r() % max_delay;
+                let close = r() % close_one_in == 0;
+                let url = format!("{url}?delay_ms={delay}&close={}", close as u8);
+                let trace = ClientTrace::new(Jittery {
+                    log: hook_log,
+                    seed: id,
+                });
+                let mut req = Request::get(url).body(Body::default()).unwrap();
+                req.headers_mut().insert("x-req", id.into());
+                req.extensions_mut().insert(trace);
+                let res = client
+                    .oneshot(req)
+                    .await
+                    .map_err(|e| format!("request {id} failed: {e:?}"))?;
+                let header = |k: &str| res.headers().get(k).and_then(|v| v.to_str().ok());
+                if header("x-req") != Some(id.to_string().as_str()) {
+                    return Err(format!(
+                        "request {id}: the server echoed {:?}",
+                        header("x-req")
+                    ));
+                }
+                let peer = header("x-peer").and_then(|p| p.parse().ok()).unwrap();
+                let server_conn = header("x-conn").and_then(|c| c.parse().ok()).unwrap();
+                res.into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| format!("request {id}: body failed: {e:?}"))?;
+                Ok(Done {
+                    id,
+                    close,
+                    peer,
+                    server_conn,
+                    log,
+                })
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        done += 1;
+        progress(done);
+        match joined.expect("request task") {
+            Ok(d) => checker.add(d),
+            Err(msg) => checker.report.violations.add(|v| &mut v.unexpected, msg),
+        }
+        if started.elapsed() > cfg.time_limit {
+            checker.report.violations.add(
+                |v| &mut v.unexpected,
+                format!(
+                    "time limit {:?} reached after {done} requests",
+                    cfg.time_limit
+                ),
+            );
+            running.abort_all();
+            break;
+        }
+    }
+    let server_conns = server.conns.load(Ordering::SeqCst);
+    checker.finish(server_conns, started).await
+}
+
+/// `assert_paired`'s checks, reported instead of asserted.
+pub fn unpaired(events: &[Event]) -> Option<String> {
+    let all = || names(events);
+    for (start, done) in [
+        ("DNSStart", "DNSDone"),
+        ("TLSHandshakeStart", "TLSHandshakeDone"),
+    ] {
+        let mut open = 0i32;
+        for e in events {
+            if e.name() == start {
+                open += 1;
+                if open != 1 {
+                    return Some(format!("nested {start} in {:?}", all()));
+                }
+            } else if e.name() == done {
+                open -= 1;
+                if open != 0 {
+                    return Some(format!("{done} without {start} in {:?}", all()));
+                }
+            }
+        }
+        if open != 0 {
+            return Some(format!("{start} without {done} in {:?}", all()));
+        }
+    }
+    let mut open: Vec<Option<SocketAddr>> = Vec::new();
+    for e in events {
+        match e {
+            Event::ConnectStart(s) => open.push(s.addr),
+            Event::ConnectDone(d) => {
+                let at = open
+                    .iter()
+                    .position(|a| a.is_some() && *a == d.addr)
+                    .or_else(|| open.iter().position(Option::is_none));
+                match at {
+                    Some(at) => {
+                        open.remove(at);
+                    }
+                    None => return Some(format!("ConnectDone without its Start in {:?}", all())),
+                }
+            }
+            _ => {}
+        }
+    }
+    if !open.is_empty() {
+        return Some(format!("ConnectStart without Done in {:?}", all()));
+    }
+    let count = |n: &str| events.iter().filter(|e| e.name() == n).count();
+    let ends = count("ResponseBodyDone") + count("RequestFailed") + count("RequestCanceled");
+    (ends != 1).then(|| format!("request must end once: {:?}", all()))
 }

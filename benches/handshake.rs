@@ -1,0 +1,513 @@
+//! What httptrace costs on a fresh TLS connection: every request dials loopback TCP, makes a
+//! full TLS 1.3 handshake and sends one GET (5-byte body), because the clients keep no idle
+//! connection (`pool_max_idle_per_host(0)`). Compared: the bare hyper-util client over
+//! hyper-rustls' `HttpsConnector` on a plain `HttpConnector`, and the traced stack
+//! (`HttpsStack::https` inside `TraceLayer`) with no trace, a no-op trace, and
+//! `record_timings(true)`.
+//!
+//! The URL is `https://127.0.0.1:PORT/` and the server's self-signed certificate is valid for
+//! that IP, so no name is looked up. The client trusts that certificate only and never resumes
+//! a session (every handshake is a full one: ECDHE, certificate, signature); the server sends no
+//! session tickets. The server runs in this process, on a thread and runtime of its own; the
+//! client on a current-thread runtime.
+//!
+//! - `taskset -c 0 cargo bench --bench handshake`: criterion, the variants side by side.
+//! - `taskset -c 0 cargo bench --bench handshake -- --ratios` (or `HTTPTRACE_RATIOS=1`): the
+//!   interleaved measurement of `shared/BENCHMARKING.md`, as in `benches/overhead.rs`: every
+//!   round runs each variant in turn (bare, bare again as the A/A control, untraced, no-op,
+//!   timings); the table gives the median µs/request over the rounds, the median ratio to the
+//!   bare run of the same round with its min–max, the median difference to it in µs, and the
+//!   process CPU per request. `HTTPTRACE_ROUNDS` (default 15) and `HTTPTRACE_REQUESTS` (default
+//!   300 per variant and round) change the sizes; `HTTPTRACE_VERBOSE=1` prints every round.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use http::{Request, Response, Uri};
+use http_body_util::{BodyExt, Empty, Full};
+use httptrace::{
+    ClientTrace, Event, HttpsStack, Recorder, RequestBody, Timings, Trace, TraceLayer,
+};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tower::{Layer, Service};
+
+#[path = "../tests/common/loopback.rs"]
+mod loopback;
+
+use loopback::{call, read_hello, request, Noop};
+
+// ---------------------------------------------------------------------------------------------
+// The TLS server: its own thread and runtime, `hello` on every connection.
+
+struct TlsServer {
+    addr: SocketAddr,
+    /// The connections it accepted so far.
+    accepted: Arc<AtomicU64>,
+    /// What a client needs to trust it (and nothing else).
+    client_config: rustls::ClientConfig,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn ring() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TlsServer {
+    fn start() -> TlsServer {
+        // an IP SAN: rcgen reads "127.0.0.1" as an address
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+            .expect("self-signed certificate");
+        let cert: CertificateDer<'static> = certified.cert.der().clone();
+        let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+
+        let mut server = rustls::ServerConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], PrivateKeyDer::Pkcs8(key))
+            .expect("server config");
+        server.send_tls13_tickets = 0;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).expect("trust the certificate");
+        let mut client_config = rustls::ClientConfig::builder_with_provider(ring())
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        client_config.resumption = rustls::client::Resumption::disabled();
+
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let counter = accepted.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
+                let accept = async {
+                    loop {
+                        let Ok((tcp, _)) = listener.accept().await else {
+                            return;
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let _ = tcp.set_nodelay(true);
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let Ok(tls) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let svc = hyper::service::service_fn(|_req| async {
+                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                                    b"hello",
+                                ))))
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(tls), svc)
+                                .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server address");
+        TlsServer {
+            addr,
+            accepted,
+            client_config,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn uri(&self) -> Uri {
+        format!("https://{}/", self.addr).parse().expect("uri")
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client stacks, none keeping an idle connection.
+
+type Bare = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type Traced = Trace<Client<HttpsStack, RequestBody<Empty<Bytes>>>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bare,
+    Untraced,
+    Noop,
+    Timings,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Bare, Kind::Untraced, Kind::Noop, Kind::Timings];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare hyper-util + hyper-rustls",
+            Kind::Untraced => "traced stack, no trace",
+            Kind::Noop => "no-op trace",
+            Kind::Timings => "record_timings(true)",
+        }
+    }
+
+    fn id(self) -> &'static str {
+        match self {
+            Kind::Bare => "bare",
+            Kind::Untraced => "untraced",
+            Kind::Noop => "noop",
+            Kind::Timings => "timings",
+        }
+    }
+}
+
+/// hyper-util's client on hyper-rustls over a plain `HttpConnector`, untraced.
+fn bare(config: &rustls::ClientConfig) -> Bare {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let https = HttpsConnectorBuilder::new()
+        .with_tls_config(config.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build(https)
+}
+
+/// hyper-util's client on the traced HTTPS stack, traced by `layer`.
+fn traced(config: &rustls::ClientConfig, layer: TraceLayer) -> Traced {
+    layer.layer(
+        Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(HttpsStack::https(config.clone())),
+    )
+}
+
+/// One client stack, with what it attaches to each request.
+#[derive(Clone)]
+enum Stack {
+    Bare(Bare),
+    Untraced(Traced),
+    Noop(Traced, ClientTrace),
+    Timings(Traced),
+}
+
+impl Stack {
+    fn new(kind: Kind, config: &rustls::ClientConfig) -> Stack {
+        match kind {
+            Kind::Bare => Stack::Bare(bare(config)),
+            Kind::Untraced => Stack::Untraced(traced(config, TraceLayer::new())),
+            Kind::Noop => Stack::Noop(traced(config, TraceLayer::new()), ClientTrace::new(Noop)),
+            Kind::Timings => Stack::Timings(traced(config, TraceLayer::new().record_timings(true))),
+        }
+    }
+
+    /// One GET on a new connection, its body read to the end.
+    async fn get(&mut self, uri: &Uri) {
+        let mut req = request(uri);
+        match self {
+            Stack::Bare(client) => send(client, req).await,
+            Stack::Untraced(svc) | Stack::Timings(svc) => send(svc, req).await,
+            Stack::Noop(svc, trace) => {
+                req.extensions_mut().insert(trace.clone());
+                send(svc, req).await
+            }
+        }
+    }
+}
+
+/// Sends `req` on `svc` and reads the `hello` to the end.
+async fn send<S, B>(svc: &mut S, req: Request<Empty<Bytes>>)
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    read_hello(call(svc, req).await.into_body()).await;
+}
+
+/// Checks, before anything is measured, that every stack dials and shakes hands for every
+/// request, and that the traced stack reports the handshake.
+async fn sanity(server: &TlsServer) {
+    let uri = server.uri();
+    let config = &server.client_config;
+    for kind in Kind::ALL {
+        let mut stack = Stack::new(kind, config);
+        let before = server.accepted();
+        for _ in 0..3 {
+            stack.get(&uri).await;
+        }
+        assert_eq!(
+            server.accepted() - before,
+            3,
+            "{kind:?}: a connection per request"
+        );
+    }
+
+    let svc = traced(config, TraceLayer::new());
+    for _ in 0..2 {
+        let rec = Recorder::new();
+        let mut req = request(&uri);
+        req.extensions_mut().insert(rec.trace());
+        send(&mut svc.clone(), req).await;
+        let events = rec.events();
+        let names: Vec<&str> = events.iter().map(Event::name).collect();
+        let expected = [
+            "GetConn",
+            "ConnectStart",
+            "ConnectDone",
+            "TLSHandshakeStart",
+            "TLSHandshakeDone",
+            "GotConn",
+        ];
+        assert_eq!(names[..expected.len()], expected, "{names:?}");
+        let done = events.iter().find_map(|e| match e {
+            Event::TlsHandshakeDone(i) => Some(i),
+            _ => None,
+        });
+        let state = done.and_then(|d| d.state.as_ref()).expect("a handshake");
+        assert!(!state.resumed, "a full handshake");
+    }
+
+    let mut svc = traced(config, TraceLayer::new().record_timings(true));
+    let res = call(&mut svc, request(&uri)).await;
+    let timings = res.extensions().get::<Timings>().cloned().expect("timings");
+    res.into_body().collect().await.expect("body");
+    assert!(timings.is_complete(), "timings incomplete");
+    assert!(timings.tls().is_some(), "no TLS phase: {timings:?}");
+}
+
+/// `n` sequential requests on `stack`, each on a new connection.
+async fn sequential(stack: &mut Stack, uri: &Uri, n: u64) -> Duration {
+    let start = Instant::now();
+    for _ in 0..n {
+        stack.get(uri).await;
+    }
+    start.elapsed()
+}
+
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Criterion.
+
+fn criterion_benches(c: &mut Criterion) {
+    let server = TlsServer::start();
+    let uri = server.uri();
+    let rt = client_runtime();
+    rt.block_on(sanity(&server));
+
+    let mut group = c.benchmark_group("fresh_tls_connection");
+    group.throughput(Throughput::Elements(1));
+    for kind in Kind::ALL {
+        let stack = Stack::new(kind, &server.client_config);
+        group.bench_function(BenchmarkId::from_parameter(kind.id()), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let (mut stack, uri) = (stack.clone(), uri.clone());
+                async move { sequential(&mut stack, &uri, iters).await }
+            })
+        });
+    }
+    group.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The interleaved ratios.
+
+/// CPU time of this process so far: the sum over its threads of `/proc/self/task/*/schedstat`
+/// (nanoseconds on CPU). `None` where that isn't readable.
+fn process_cpu() -> Option<Duration> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        let Ok(stat) = std::fs::read_to_string(path) else {
+            continue;
+        }; // thread just exited
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(total))
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or(default)
+}
+
+/// Per variant and round: wall and CPU µs per request.
+#[derive(Default, Clone)]
+struct Series {
+    wall: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+impl Series {
+    /// One measurement of `n` requests: their wall time, and the process CPU time since `cpu`.
+    fn push(&mut self, wall: Duration, cpu: Option<Duration>, n: u64) {
+        let cpu = process_cpu().zip(cpu).map(|(now, before)| now - before);
+        self.wall.push(wall.as_secs_f64() * 1e6 / n as f64);
+        self.cpu
+            .push(cpu.map_or(f64::NAN, |c| c.as_secs_f64() * 1e6 / n as f64));
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Median per-round ratio to the bare run of the same round, and its min–max.
+fn ratio(x: &[f64], bare: &[f64]) -> (f64, f64, f64) {
+    let r: Vec<f64> = x.iter().zip(bare).map(|(x, b)| x / b).collect();
+    let min = r.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(&r), min, max)
+}
+
+/// Median per-round difference to the bare run of the same round.
+fn delta(x: &[f64], bare: &[f64]) -> f64 {
+    let d: Vec<f64> = x.iter().zip(bare).map(|(x, b)| x - b).collect();
+    median(&d)
+}
+
+fn ratios() {
+    let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
+    let n = env_u64("HTTPTRACE_REQUESTS", 300);
+    let variants: [(&str, Kind); 5] = [
+        (Kind::Bare.name(), Kind::Bare),
+        ("bare again (A/A control)", Kind::Bare),
+        (Kind::Untraced.name(), Kind::Untraced),
+        (Kind::Noop.name(), Kind::Noop),
+        (Kind::Timings.name(), Kind::Timings),
+    ];
+
+    let server = TlsServer::start();
+    let uri = server.uri();
+    let rt = client_runtime();
+    let cpus = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("Cpus_allowed_list:")
+                    .map(|v| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "?".into());
+
+    let series = rt.block_on(async {
+        sanity(&server).await;
+        let mut stacks: Vec<Stack> = variants
+            .iter()
+            .map(|(_, k)| Stack::new(*k, &server.client_config))
+            .collect();
+        for stack in &mut stacks {
+            sequential(stack, &uri, 50).await;
+        }
+        // the rounds interleave the variants: A B C ... A B C ...
+        let mut series = vec![Series::default(); variants.len()];
+        for _ in 0..rounds {
+            for (i, stack) in stacks.iter_mut().enumerate() {
+                let cpu = process_cpu();
+                let wall = sequential(stack, &uri, n).await;
+                series[i].push(wall, cpu, n);
+            }
+        }
+        if std::env::var_os("HTTPTRACE_VERBOSE").is_some() {
+            for (s, (name, _)) in series.iter().zip(&variants) {
+                let rounds: Vec<String> = s.wall.iter().map(|w| format!("{w:.1}")).collect();
+                eprintln!("{name:<30} µs/req by round: {}", rounds.join(" "));
+            }
+        }
+        series
+    });
+
+    println!(
+        "\nloopback HTTPS/1 GET on a fresh connection per request (TCP connect + full TLS 1.3 \
+         handshake, ECDSA P-256 certificate, no resumption + GET, 5-byte body); client on a \
+         current-thread runtime, server on its own thread; allowed CPUs: {cpus}; {rounds} \
+         interleaved rounds of {n} sequential requests per variant; µs/req and CPU: median over \
+         rounds (CPU: whole process, client and server); ratio: median of per-round ratios to \
+         the bare run [min–max], of wall time and of CPU time; Δ: median of per-round differences \
+         to the bare run\n"
+    );
+    println!("| stack | fresh TLS µs/req | ratio | Δ µs/req | CPU µs/req | CPU ratio |");
+    println!("|---|---|---|---|---|---|");
+    let bare = &series[0];
+    for (s, (name, _)) in series.iter().zip(&variants) {
+        let (r, min, max) = ratio(&s.wall, &bare.wall);
+        let (cr, cmin, cmax) = ratio(&s.cpu, &bare.cpu);
+        println!(
+            "| {name} | {:.1} | {r:.3} [{min:.3}–{max:.3}] | {:+.1} | {:.1} | {cr:.3} [{cmin:.3}–{cmax:.3}] |",
+            median(&s.wall),
+            delta(&s.wall, &bare.wall),
+            median(&s.cpu),
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--ratios") || std::env::var_os("HTTPTRACE_RATIOS").is_some() {
+        ratios();
+        return;
+    }
+    // a request is a handshake (~1 ms): fewer samples than criterion's 100 by default
+    let mut c = Criterion::default().sample_size(30).configure_from_args();
+    criterion_benches(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,104 @@
+//! A self-signed TLS loopback server and the client config that trusts it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+pub struct Cert {
+    pub der: CertificateDer<'static>,
+    pub key: PrivatePkcs8KeyDer<'static>,
+}
+
+pub fn cert_for(names: &[&str]) -> Cert {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let ck = rcgen::generate_simple_self_signed(names).unwrap();
+    Cert {
+        der: ck.cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// TLS, then HTTP/1 answering `hello` after 40 ms
+    Serve,
+    /// TLS 1.2 only
+    Tls12Only,
+    /// accept TCP, then close at once
+    Hangup,
+    /// accept TCP, then say nothing
+    Silent,
+}
+
+pub async fn tls_server(cert: &Cert, mode: Mode) -> SocketAddr {
+    let versions: &[&rustls::SupportedProtocolVersion] = match mode {
+        Mode::Tls12Only => &[&rustls::version::TLS12],
+        _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der.clone()],
+            PrivateKeyDer::Pkcs8(cert.key.clone_key()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match mode {
+                    Mode::Hangup => drop(tcp),
+                    Mode::Silent => {
+                        tokio::time::sleep(Duration::from_secs(10)).await;
+                        drop(tcp);
+                    }
+                    Mode::Serve | Mode::Tls12Only => {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let svc = hyper::service::service_fn(|_req| async {
+                            tokio::time::sleep(Duration::from_millis(40)).await;
+                            Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                                b"hello",
+                            ))))
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(tls), svc)
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+pub fn client_config(
+    trusted: &Cert,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.der.clone()).unwrap();
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
