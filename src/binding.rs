@@ -124,9 +124,15 @@ impl RequestCtx {
         match event {
             Event::DnsDone(DnsDoneInfo { error: Some(e), .. })
             | Event::ConnectDone(ConnectDoneInfo { error: Some(e), .. })
+            | Event::TlsHandshakeDone(TlsHandshakeDoneInfo { error: Some(e), .. })
             | Event::WroteRequest(WroteRequestInfo { error: Some(e), .. })
             | Event::ConnectionClosed(ConnectionClosedInfo { error: Some(e), .. }) => {
-                st.cause = Some(e.clone())
+                // the last failure is the cause; a cancellation (an attempt that lost the race,
+                // a dropped lookup) only when nothing else failed
+                let canceled = e.get_ref().downcast_ref::<Canceled>().is_some();
+                if !canceled || st.cause.is_none() {
+                    st.cause = Some(e.clone());
+                }
             }
             Event::GotConn(info) => st.conn_id = Some(info.conn_id),
             Event::ConnectDone(ConnectDoneInfo {
@@ -246,6 +252,8 @@ struct DialState {
     attempts: bool,
     /// The address the connect-wide ConnectStart named.
     addr: Option<SocketAddr>,
+    /// The (remote, local) addresses of the connection made, once a layer read them.
+    conn_addrs: Option<(Option<SocketAddr>, Option<SocketAddr>)>,
     server_name: Option<String>,
     tls_started: bool,
     tls_done: bool,
@@ -351,8 +359,21 @@ impl DialCtx {
         }));
     }
 
+    /// The (remote, local) addresses of the connection made, if a layer already read them (each
+    /// read costs two system calls).
+    pub(crate) fn conn_addrs(&self) -> Option<(Option<SocketAddr>, Option<SocketAddr>)> {
+        self.lock().conn_addrs
+    }
+
+    fn note_addrs(&self, result: &Dialled) {
+        if let Ok(addrs) = result {
+            self.lock().conn_addrs = Some(*addrs);
+        }
+    }
+
     /// ConnectDone of one address attempt; a success names the connection.
     pub(crate) fn attempt_done(&self, addr: SocketAddr, result: Dialled) {
+        self.note_addrs(&result);
         self.req
             .emit(Event::ConnectDone(self.done_info(Some(addr), result)));
     }
@@ -383,6 +404,7 @@ impl DialCtx {
     /// started it. Nothing after a failed lookup (there was no connect, as in Go), nor when a
     /// per-address dialer reported the attempts. Only the first call counts.
     pub(crate) fn transport_done(&self, result: Dialled) {
+        self.note_addrs(&result);
         let mut st = self.lock();
         if st.connect_done {
             return;
@@ -542,6 +564,12 @@ impl ConnSide {
 
     pub(crate) fn conn_id(&self) -> u64 {
         self.conn_id
+    }
+
+    /// The connection's (remote, local) addresses, when the connect already read them.
+    pub(crate) fn with_addrs(mut self, addrs: (Option<SocketAddr>, Option<SocketAddr>)) -> Self {
+        self.addrs = Some(addrs);
+        self
     }
 
     /// Before a write: bind the next exchange if a request was just handed off.

@@ -214,8 +214,15 @@ async fn untrusted_certificate() {
     assert!(err.is_connect());
     assert_eq!(
         rustls_error(&err),
-        Some(cause),
+        Some(cause.clone()),
         "the request fails with that cause"
+    );
+    let failed = events.last().unwrap().error().unwrap();
+    let reported = std::error::Error::source(failed).and_then(rustls_error);
+    assert_eq!(
+        reported,
+        Some(cause),
+        "RequestFailed's cause is the handshake's error"
     );
 }
 

@@ -204,9 +204,9 @@ where
         let result = ready!(binding::with_dial(dial, || inner.poll(cx)));
         Poll::Ready(match result {
             Ok(io) => {
-                let (remote, local) = addrs(&io);
-                dial.finish(Ok(this.inspect.tls_state(&io)), Ok((remote, local)));
-                let conn = ConnSide::new(dial.conn_id, Some(dial.request_id()));
+                let addrs = dial.conn_addrs().unwrap_or_else(|| addrs(&io));
+                dial.finish(Ok(this.inspect.tls_state(&io)), Ok(addrs));
+                let conn = ConnSide::new(dial.conn_id, Some(dial.request_id())).with_addrs(addrs);
                 Ok(TracedIo::new(io, conn))
             }
             Err(err) => {

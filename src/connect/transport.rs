@@ -130,7 +130,8 @@ where
         guard.finished = true;
         // a failure goes up unchanged: the outer connector reports it as the client sees it
         if let Ok(io) = &result {
-            guard.dial.transport_done(Ok(addrs(io)));
+            let addrs = guard.dial.conn_addrs().unwrap_or_else(|| addrs(io));
+            guard.dial.transport_done(Ok(addrs));
             if let Some(name) = guard.tls_name.take() {
                 guard.dial.tls_start(name);
             }
