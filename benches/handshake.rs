@@ -17,8 +17,10 @@
 //!   round runs each variant in turn (bare, bare again as the A/A control, untraced, no-op,
 //!   timings); the table gives the median µs/request over the rounds, the median ratio to the
 //!   bare run of the same round with its min–max, the median difference to it in µs, and the
-//!   process CPU per request. `HTTPTRACE_ROUNDS` (default 15) and `HTTPTRACE_REQUESTS` (default
-//!   300 per variant and round) change the sizes; `HTTPTRACE_VERBOSE=1` prints every round.
+//!   process CPU per request with its ratio. A handshake costs ~0.5 ms of CPU whose duration
+//!   swings by ±20% from one second to the next on these VMs, so the rounds are many and short:
+//!   `HTTPTRACE_ROUNDS` (default 101) rounds of `HTTPTRACE_REQUESTS` (default 200) requests per
+//!   variant, about a minute in all; `HTTPTRACE_VERBOSE=1` prints every round's µs/request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -37,11 +39,13 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::PrivateKeyDer;
 use tower::{Layer, Service};
 
 #[path = "../tests/common/loopback.rs"]
 mod loopback;
+#[path = "../tests/common/tls.rs"]
+mod tls;
 
 use loopback::{call, read_hello, request, Noop};
 
@@ -58,35 +62,21 @@ struct TlsServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn ring() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
 impl TlsServer {
     fn start() -> TlsServer {
         // an IP SAN: rcgen reads "127.0.0.1" as an address
-        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-            .expect("self-signed certificate");
-        let cert: CertificateDer<'static> = certified.cert.der().clone();
-        let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
-
-        let mut server = rustls::ServerConfig::builder_with_provider(ring())
+        let cert = tls::cert_for(&["127.0.0.1"]);
+        let mut client_config = tls::client_config(&cert, rustls::DEFAULT_VERSIONS);
+        // every handshake a full one
+        client_config.resumption = rustls::client::Resumption::disabled();
+        let mut server = rustls::ServerConfig::builder_with_provider(tls::provider())
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_no_client_auth()
-            .with_single_cert(vec![cert.clone()], PrivateKeyDer::Pkcs8(key))
+            .with_single_cert(vec![cert.der.clone()], PrivateKeyDer::Pkcs8(cert.key))
             .expect("server config");
         server.send_tls13_tickets = 0;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).expect("trust the certificate");
-        let mut client_config = rustls::ClientConfig::builder_with_provider(ring())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        client_config.resumption = rustls::client::Resumption::disabled();
 
         let accepted = Arc::new(AtomicU64::new(0));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -310,6 +300,7 @@ async fn sanity(server: &TlsServer) {
         });
         let state = done.and_then(|d| d.state.as_ref()).expect("a handshake");
         assert!(!state.resumed, "a full handshake");
+        assert_eq!(state.version, "TLSv1.3");
     }
 
     let mut svc = traced(config, TraceLayer::new().record_timings(true));
@@ -427,8 +418,8 @@ fn delta(x: &[f64], bare: &[f64]) -> f64 {
 }
 
 fn ratios() {
-    let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
-    let n = env_u64("HTTPTRACE_REQUESTS", 300);
+    let rounds = env_u64("HTTPTRACE_ROUNDS", 101);
+    let n = env_u64("HTTPTRACE_REQUESTS", 200);
     let variants: [(&str, Kind); 5] = [
         (Kind::Bare.name(), Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),

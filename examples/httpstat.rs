@@ -1,15 +1,16 @@
 //! A small [httpstat](https://github.com/reorx/httpstat): where the time of an HTTP(S) GET went.
 //!
 //! ```text
-//! cargo run --example httpstat [-v] [URL]
+//! cargo run --example httpstat -- [-v] [URL]
+//! cargo run --example httpstat --features reqwest -- --reqwest [-v] [URL]
 //! ```
 //!
 //! With a URL, it sends one GET through a traced hyper-util client, reads the whole body, and
 //! prints the response head and a waterfall of the request's phases: DNS lookup, TCP connection,
 //! server processing, content transfer, and for `https://` the TLS handshake between the
 //! connection and the server processing, with one line on what the handshake negotiated.
-//! `http://` goes through [`TracingConnector::http`], `https://` through
-//! [`TracingConnector::https_webpki_roots`] (the Mozilla roots).
+//! `http://` goes through `TracingConnector::http()` (one connect per address attempt),
+//! `https://` through `TracingConnector::https_webpki_roots()` (the Mozilla roots).
 //!
 //! Without a URL, it starts two loopback servers, HTTP/1 and HTTPS/1 (a self-signed certificate
 //! for `localhost` that the client trusts), both answering after 20ms, and traces four requests:
@@ -20,11 +21,22 @@
 //!
 //! `-v` also lists every event of each request with its offset from the request's start.
 //!
+//! `--reqwest` (feature `reqwest`) sends the same requests through a `reqwest::Client` instead:
+//! its DNS through `httptrace::reqwest::TracingResolve::gai()`, its connects through
+//! `connector_layer()`, redirects (up to 10) through `redirect_policy(10)`, the client served by
+//! `TraceLayer` as a tower `Service<reqwest::Request>` with the trace attached by
+//! `ClientTrace::scope`. reqwest hides the wire, so the waterfall has fewer columns: the TLS
+//! handshake is inside the connect, and server processing and content transfer are one column
+//! (no first response byte to split them); `GotConn` is derived from the response (see the
+//! `httptrace::reqwest` docs). The client doesn't use proxies, as the hyper-util one doesn't.
+//!
 //! Exit codes: 0 on success, 1 when a request fails (the error with its causes and the events
-//! recorded so far are printed), 2 for a bad command line or URL.
+//! recorded so far are printed), 2 for a bad command line or URL, or for `--reqwest` without
+//! the `reqwest` feature.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,7 +44,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::Scheme;
-use http::{Request, Response, Uri};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty, Full};
 use httptrace::{
     Event, HttpsStack, Recorder, RequestBody, SharedError, Timings, TlsState, Trace, TraceLayer,
@@ -47,7 +59,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::{Layer, ServiceExt};
 
-const USAGE: &str = "usage: cargo run --example httpstat -- [-v] [http(s)://URL]";
+const USAGE: &str =
+    "usage: cargo run --example httpstat [--features reqwest] -- [--reqwest] [-v] [http(s)://URL]";
 const SERVER_DELAY: Duration = Duration::from_millis(20);
 
 /// A hyper-util client over the connector `C`, traced, with [`Timings`] in every response.
@@ -63,20 +76,33 @@ where
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (verbose, url) = match parse_args(std::env::args().skip(1)) {
+    let (verbose, reqwest, url) = match parse_args(std::env::args().skip(1)) {
         Ok(Args::Help) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Ok(Args::Run { verbose, url }) => (verbose, url),
+        Ok(Args::Run {
+            verbose,
+            reqwest,
+            url,
+        }) => (verbose, reqwest, url),
         Err(msg) => {
             eprintln!("httpstat: {msg}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let ok = match url {
-        Some(uri) => stat_url(uri, verbose).await,
-        None => demo(verbose).await,
+    let ok = match (reqwest, url) {
+        (false, Some(uri)) => stat_url(uri, verbose).await,
+        (false, None) => demo(verbose).await,
+        #[cfg(feature = "reqwest")]
+        (true, Some(uri)) => via_reqwest::stat_url(uri, verbose).await,
+        #[cfg(feature = "reqwest")]
+        (true, None) => via_reqwest::demo(verbose).await,
+        #[cfg(not(feature = "reqwest"))]
+        (true, _) => {
+            eprintln!("httpstat: --reqwest: rebuild with --features reqwest");
+            return ExitCode::from(2);
+        }
     };
     ExitCode::from(u8::from(!ok))
 }
@@ -86,20 +112,30 @@ async fn main() -> ExitCode {
 
 enum Args {
     Help,
-    Run { verbose: bool, url: Option<Uri> },
+    Run {
+        verbose: bool,
+        /// Through `reqwest::Client` rather than hyper-util's client.
+        reqwest: bool,
+        url: Option<Uri>,
+    },
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut verbose, mut url) = (false, None);
+    let (mut verbose, mut reqwest, mut url) = (false, false, None);
     for arg in args {
         match arg.as_str() {
             "-v" | "--verbose" => verbose = true,
+            "--reqwest" => reqwest = true,
             "-h" | "--help" => return Ok(Args::Help),
             _ if url.is_none() && !arg.starts_with('-') => url = Some(parse_url(&arg)?),
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
     }
-    Ok(Args::Run { verbose, url })
+    Ok(Args::Run {
+        verbose,
+        reqwest,
+        url,
+    })
 }
 
 /// An `http://` or `https://` URL with a host; `http://` when no scheme is given.
@@ -140,34 +176,35 @@ async fn stat_url(uri: Uri, verbose: bool) -> bool {
 
 /// Traces four requests to the loopback servers: HTTP fresh and reused, HTTPS fresh and reused.
 async fn demo(verbose: bool) -> bool {
-    let servers = match Servers::start().await {
-        Ok(servers) => servers,
-        Err(e) => {
-            eprintln!(
-                "httpstat: cannot start the loopback servers: {}",
-                chain(&*e)
-            );
-            return false;
-        }
+    let Some(servers) = Servers::start_or_report().await else {
+        return false;
     };
     let http = traced(TracingConnector::http());
     let https = traced(HttpsStack::https(servers.client_config.clone()));
     let (http_uri, https_uri) = (servers.uri("http"), servers.uri("https"));
-    fresh_then_reused(&http, http_uri, ["request 1", "request 2"], verbose).await
-        && fresh_then_reused(&https, https_uri, ["request 3", "request 4"], verbose).await
+    fresh_then_reused(["request 1", "request 2"], |title| {
+        stat(&http, http_uri.clone(), title, verbose)
+    })
+    .await
+        && fresh_then_reused(["request 3", "request 4"], |title| {
+            stat(&https, https_uri.clone(), title, verbose)
+        })
+        .await
 }
 
-/// A GET on a fresh connection, then another on the same connection, back from the pool.
-async fn fresh_then_reused<C>(svc: &Traced<C>, uri: Uri, titles: [&str; 2], verbose: bool) -> bool
+/// A GET on a fresh connection, then another on the same connection, back from the pool: `stat`
+/// sends one and reports it under the title it is given.
+async fn fresh_then_reused<F, Fut>(titles: [&'static str; 2], stat: F) -> bool
 where
-    C: Connect + Clone + Send + Sync + 'static,
+    F: Fn(&'static str) -> Fut,
+    Fut: Future<Output = bool>,
 {
-    if !stat(svc, uri.clone(), titles[0], verbose).await {
+    if !stat(titles[0]).await {
         return false;
     }
     // the client puts the connection back in its pool from the connection's task: let it
     tokio::time::sleep(Duration::from_millis(10)).await;
-    stat(svc, uri, titles[1], verbose).await
+    stat(titles[1]).await
 }
 
 /// Sends one traced GET and prints what happened; `false` if it failed.
@@ -193,12 +230,37 @@ where
         }
     }
 
-    let events = rec.events();
     let timings = head
         .extensions
         .get::<Timings>()
         .cloned()
         .unwrap_or_default();
+    let got = Got {
+        version: head.version,
+        status: head.status,
+        headers: &head.headers,
+        bytes,
+        derived_conn: false,
+    };
+    print_response(title, &timings, &rec.events(), &got, verbose);
+    print_waterfall(&timings, tls);
+    true
+}
+
+/// What a request got, for [`print_response`].
+struct Got<'a> {
+    version: Version,
+    status: StatusCode,
+    headers: &'a HeaderMap,
+    /// The body's size.
+    bytes: usize,
+    /// `GotConn` was derived from the response (reqwest), not reported by the pool.
+    derived_conn: bool,
+}
+
+/// Prints the request's connection, the response head, the body's size and, with `-v`, the
+/// events.
+fn print_response(title: &str, timings: &Timings, events: &[Event], got: &Got, verbose: bool) {
     let how = match timings.reused() {
         Some(true) => "reused",
         _ => "fresh",
@@ -210,7 +272,14 @@ where
         _ => None,
     }) {
         let (to, from) = (addr(c.remote_addr), addr(c.local_addr));
-        println!("Connected to {to} from {from}, connection #{}", c.conn_id);
+        let derived = match got.derived_conn {
+            true => format!(" (derived GotConn: reused={})", c.reused),
+            false => String::new(),
+        };
+        println!(
+            "Connected to {to} from {from}, connection #{}{derived}",
+            c.conn_id
+        );
     }
     if let Some(state) = events.iter().find_map(|e| match e {
         Event::TlsHandshakeDone(i) => i.state.as_ref(),
@@ -218,16 +287,24 @@ where
     }) {
         println!("TLS: {}", negotiated(state));
     }
-    println!("\n{:?} {}", head.version, head.status);
-    for (name, value) in &head.headers {
+    let redirects: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Redirect(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    if let Some(last) = redirects.last() {
+        println!("Followed {} redirect(s) to {}", redirects.len(), last.to);
+    }
+    println!("\n{:?} {}", got.version, got.status);
+    for (name, value) in got.headers {
         println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
     }
-    println!("\nBody: {bytes} bytes");
+    println!("\nBody: {} bytes", got.bytes);
     if verbose {
-        print!("{}", events_report(&events));
+        print!("{}", events_report(events));
     }
-    print_waterfall(&timings, tls);
-    true
 }
 
 fn failed(err: &(dyn StdError + 'static), rec: &Recorder) -> bool {
@@ -257,6 +334,18 @@ struct Servers {
 }
 
 impl Servers {
+    /// Starts the servers, or says why it can't.
+    async fn start_or_report() -> Option<Servers> {
+        match Servers::start().await {
+            Ok(servers) => Some(servers),
+            Err(e) => {
+                let e = chain(&*e);
+                eprintln!("httpstat: cannot start the loopback servers: {e}");
+                None
+            }
+        }
+    }
+
     async fn start() -> Result<Servers, Box<dyn StdError>> {
         let (cert, key) = self_signed("localhost")?;
         let mut roots = rustls::RootCertStore::empty();
@@ -401,7 +490,46 @@ fn print_waterfall(t: &Timings, tls: bool) {
         ("Content Transfer", t.content_transfer()),
     ]);
     marks.extend([("starttransfer", t.starttransfer()), ("total", t.total())]);
-    let (chart, width) = waterfall(&phases, &marks);
+    print_chart(t, &phases, &marks);
+}
+
+/// The waterfall through reqwest: only the phases it lets us see.
+#[cfg(feature = "reqwest")]
+fn print_reqwest_waterfall(t: &Timings, tls: bool) {
+    let (connect, connected) = match tls {
+        true => ("TCP + TLS Connect", "appconnect"),
+        false => ("TCP Connection", "connect"),
+    };
+    // from the connection obtained (`GotConn`) to the body's end
+    let rest = t
+        .total()
+        .zip(t.pretransfer())
+        .map(|(total, got)| total.saturating_sub(got));
+    let phases = [
+        ("DNS Lookup", t.dns()),
+        (connect, t.connect()),
+        ("Server + Transfer", rest),
+    ];
+    let marks = [
+        ("namelookup", t.namelookup()),
+        (connected, t.connected()),
+        ("total", t.total()),
+    ];
+    print_chart(t, &phases, &marks);
+    let missing = match tls {
+        true => "TLS is in the connect, Server Processing and Content Transfer in one column",
+        false => "Server Processing and Content Transfer are one column",
+    };
+    println!("{missing}: reqwest hides the wire (see the httptrace::reqwest docs).");
+}
+
+/// Prints the waterfall of `phases` and `marks`, and the time between the phases.
+fn print_chart(
+    t: &Timings,
+    phases: &[(&str, Option<Duration>)],
+    marks: &[(&str, Option<Duration>)],
+) {
+    let (chart, width) = waterfall(phases, marks);
     print!("\n{chart}");
     if t.reused() == Some(true) {
         let note = format!("(reused connection #{})", t.conn_id().unwrap_or_default());
@@ -531,6 +659,7 @@ fn events_report(events: &[Event]) -> String {
             Event::Got1xxResponse(i) => i.status.to_string(),
             Event::ResponseHeaders(i) => format!("{:?} {}", i.version, i.status),
             Event::ResponseBodyDone(i) => format!("{} bytes", i.bytes),
+            Event::Redirect(i) => format!("{} -> {} (hop {})", i.status, i.to, i.hop),
             Event::PutIdleConn(i) => format!("#{}", i.conn_id),
             Event::ConnectionClosed(i) => format!("#{} after {} requests", i.conn_id, i.requests),
             _ => String::new(),
@@ -548,4 +677,117 @@ fn events_report(events: &[Event]) -> String {
         out = out + line.trim_end() + "\n";
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through reqwest.
+
+/// `--reqwest`: the same requests through `reqwest::Client`, traced by `httptrace::reqwest`.
+#[cfg(feature = "reqwest")]
+mod via_reqwest {
+    use http::uri::Scheme;
+    use http::Uri;
+    use httptrace::reqwest::{connector_layer, redirect_policy, TracingResolve};
+    use httptrace::{Recorder, Timings, Trace, TraceLayer};
+    use tower::{Layer, ServiceExt};
+
+    use super::{chain, failed, fresh_then_reused, print_reqwest_waterfall, print_response};
+    use super::{Got, Servers};
+
+    /// A reqwest client, and the same client traced, with [`Timings`] in every response.
+    struct Traced {
+        client: reqwest::Client,
+        svc: Trace<reqwest::Client>,
+    }
+
+    impl Traced {
+        /// Trusts `tls`'s roots when given one, else the platform's (reqwest's default).
+        fn new(tls: Option<rustls::ClientConfig>) -> Result<Traced, reqwest::Error> {
+            // httptrace asks reqwest for rustls without a crypto provider: bring one
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let mut builder = reqwest::Client::builder()
+                .dns_resolver(TracingResolve::gai())
+                .connector_layer(connector_layer())
+                .redirect(redirect_policy(10))
+                .no_proxy();
+            if let Some(config) = tls {
+                builder = builder.tls_backend_preconfigured(config);
+            }
+            let client = builder.build()?;
+            let svc = TraceLayer::new().record_timings(true).layer(client.clone());
+            Ok(Traced { client, svc })
+        }
+
+        /// [`Traced::new`], or says why it can't.
+        fn new_or_report(tls: Option<rustls::ClientConfig>) -> Option<Traced> {
+            Traced::new(tls)
+                .map_err(|e| eprintln!("httpstat: cannot build the reqwest client: {}", chain(&e)))
+                .ok()
+        }
+    }
+
+    /// One GET of `uri`, `https://` over the platform's roots.
+    pub(super) async fn stat_url(uri: Uri, verbose: bool) -> bool {
+        match Traced::new_or_report(None) {
+            Some(traced) => stat(&traced, &uri, &format!("GET {uri}"), verbose).await,
+            None => false,
+        }
+    }
+
+    /// The four requests of the demo, through reqwest.
+    pub(super) async fn demo(verbose: bool) -> bool {
+        let Some(servers) = Servers::start_or_report().await else {
+            return false;
+        };
+        let Some((http, https)) = Traced::new_or_report(None)
+            .zip(Traced::new_or_report(Some(servers.client_config.clone())))
+        else {
+            return false;
+        };
+        let (http_uri, https_uri) = (servers.uri("http"), servers.uri("https"));
+        fresh_then_reused(["request 1", "request 2"], |title| {
+            stat(&http, &http_uri, title, verbose)
+        })
+        .await
+            && fresh_then_reused(["request 3", "request 4"], |title| {
+                stat(&https, &https_uri, title, verbose)
+            })
+            .await
+    }
+
+    /// Sends one traced GET and prints what happened; `false` if it failed.
+    async fn stat(traced: &Traced, uri: &Uri, title: &str, verbose: bool) -> bool {
+        let tls = uri.scheme() == Some(&Scheme::HTTPS);
+        let rec = Recorder::new();
+        let req = match traced.client.get(uri.to_string()).build() {
+            Ok(req) => req,
+            Err(e) => return failed(&e, &rec),
+        };
+        // reqwest requests have no extensions: the trace is the scope's, current when the
+        // layer is called (inside `oneshot`)
+        let res = match rec.trace().scope(traced.svc.clone().oneshot(req)).await {
+            Ok(res) => res,
+            Err(e) => return failed(&e, &rec),
+        };
+        let timings = res
+            .extensions()
+            .get::<Timings>()
+            .cloned()
+            .unwrap_or_default();
+        let (version, status, headers) = (res.version(), res.status(), res.headers().clone());
+        let bytes = match res.bytes().await {
+            Ok(body) => body.len(),
+            Err(e) => return failed(&e, &rec),
+        };
+        let got = Got {
+            version,
+            status,
+            headers: &headers,
+            bytes,
+            derived_conn: true,
+        };
+        print_response(title, &timings, &rec.events(), &got, verbose);
+        print_reqwest_waterfall(&timings, tls);
+        true
+    }
 }

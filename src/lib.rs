@@ -149,5 +149,5 @@ pub use crate::trace::{hook_panics, ClientTrace, Scoped};
 pub use crate::request::RequestHandle;
 
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "reqwest"))]
 pub struct ReadmeDoctests;

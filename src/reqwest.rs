@@ -17,7 +17,7 @@
 //!
 //! ```no_run
 //! use httptrace::{reqwest as traced, Recorder, TraceLayer};
-//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
 //! # let _ = rustls::crypto::ring::default_provider().install_default();
@@ -26,11 +26,12 @@
 //!     .connector_layer(traced::connector_layer())
 //!     .redirect(traced::redirect_policy(10))
 //!     .build()?;
-//! let mut svc = ServiceBuilder::new().layer(TraceLayer::new().record_timings(true)).service(client.clone());
+//! let svc = ServiceBuilder::new().layer(TraceLayer::new().record_timings(true)).service(client.clone());
 //!
 //! let rec = Recorder::new();
 //! let req = client.get("http://localhost:8080/").build()?;
-//! let res = rec.trace().scope(svc.ready().await?.call(req)).await?;
+//! // the scope must enclose the layer's `call`: `oneshot` calls it inside the future
+//! let res = rec.trace().scope(svc.clone().oneshot(req)).await?;
 //! let timings = res.extensions().get::<httptrace::Timings>().cloned();
 //! res.bytes().await?;
 //! println!("{:?}", timings);

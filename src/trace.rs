@@ -111,7 +111,9 @@ impl ClientTrace {
     /// through a [`TraceLayer`](crate::TraceLayer) are traced.
     ///
     /// The scope belongs to the future, like a `tokio::task_local!`: tasks it spawns don't
-    /// inherit it.
+    /// inherit it. The [`TraceLayer`](crate::TraceLayer) reads it when it is called, so the
+    /// scope must enclose the service's `call`: `trace.scope(svc.oneshot(req))` or
+    /// `trace.scope(async { svc.call(req).await })`, not `trace.scope(svc.call(req))`.
     ///
     /// ```
     /// use httptrace::{ClientTrace, Recorder};
