@@ -634,7 +634,7 @@ fn events_report(events: &[Event]) -> String {
     let mut out = String::from("\nEvents:\n");
     for e in events {
         let mut detail = match e {
-            Event::GetConn(i) => i.host_port.clone(),
+            Event::GetConn(i) => i.host_port(),
             Event::DnsStart(i) => i.host.clone(),
             Event::DnsDone(i) => format!("{:?}", i.addrs),
             Event::ConnectStart(i) => i.addr.map_or(String::new(), |a| a.to_string()),

@@ -18,8 +18,28 @@ use crate::error::SharedError;
 pub struct GetConnInfo {
     /// When it happened.
     pub at: Instant,
-    /// The `host:port` the request is for.
-    pub host_port: String,
+    /// The request's method.
+    pub method: http::Method,
+    /// The request's URI, as the caller gave it.
+    pub uri: http::Uri,
+}
+
+impl GetConnInfo {
+    /// The `host:port` the request is for (the scheme's default port when the URI has none), as
+    /// Go's `GetConn` reports it.
+    ///
+    /// ```
+    /// # use httptrace::{Event, Recorder};
+    /// # let rec = Recorder::new();
+    /// for e in rec.events() {
+    ///     if let Event::GetConn(i) = e {
+    ///         println!("{} {}", i.method, i.host_port());
+    ///     }
+    /// }
+    /// ```
+    pub fn host_port(&self) -> String {
+        crate::request::host_port(&self.uri)
+    }
 }
 
 /// `DNSStart`: a name lookup starts (not for IP literals).

@@ -104,6 +104,8 @@
 //!
 //! - `rustls` (default): TLS handshake details over hyper-rustls (`Rustls`) and the one-line
 //!   HTTPS stack (`HttpsStack`, `TracingConnector::https`).
+//! - `reqwest`: `reqwest::Client` through the same layer (module `reqwest`).
+//! - `tracing`: `TracingHooks`, spans and events for the `tracing` ecosystem.
 //!
 //! # Binding a request to its connection
 //!
@@ -137,6 +139,8 @@ pub use crate::connect::{
 #[cfg(feature = "rustls")]
 pub use crate::connect::{HttpsStack, Rustls};
 pub use crate::consumer::recorder::Recorder;
+#[cfg(feature = "tracing")]
+pub use crate::consumer::spans::TracingHooks;
 pub use crate::consumer::timings::Timings;
 pub use crate::error::{Canceled, RequestError, SharedError};
 pub use crate::event::*;

@@ -79,9 +79,7 @@ use tower_service::Service;
 use crate::binding::{self, DialCtx, RequestCtx};
 use crate::error::SharedError;
 use crate::event::{Event, GetConnInfo, GotConnInfo, RedirectInfo};
-use crate::request::{
-    host_port, RequestHandle, ResponseBody, ResponseFuture, Trace, TraceResponse,
-};
+use crate::request::{RequestHandle, ResponseBody, ResponseFuture, Trace, TraceResponse};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -107,15 +105,11 @@ where
             return ResponseFuture::untraced(self.inner.call(req));
         };
         let ctx = RequestCtx::new(trace);
-        let host_port = req
-            .url()
-            .as_str()
-            .parse::<http::Uri>()
-            .map(|uri| host_port(&uri))
-            .unwrap_or_default();
+        let uri = req.url().as_str().parse::<http::Uri>().unwrap_or_default();
         ctx.emit(Event::GetConn(GetConnInfo {
             at: Instant::now(),
-            host_port,
+            method: req.method().clone(),
+            uri,
         }));
         let req_close = !crate::request::keeps_alive(req.version(), req.headers());
         let fut = binding::with_request(&ctx, || self.inner.call(req));

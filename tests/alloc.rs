@@ -147,13 +147,12 @@ where
 /// - 3 are the caller's, for attaching any trace at all: the request's extension map (its `Box`
 ///   and its hash table) and the `Box` of the `ClientTrace` in it;
 /// - 1 the `RequestCtx` (`Arc`) of `Trace::call`;
-/// - 1 the `host:port` `String` of `GetConn` (sized up front: no realloc);
 /// - 2 hyper's 1xx callback for the request (`hyper::ext::on_informational`: its `Arc`, and the
 ///   `Box` it is stored in among the extensions).
 ///
 /// Nothing is allocated on the connection's task, and delivering the events to the no-op hooks
 /// allocates nothing.
-const NOOP_EXTRA_ALLOCS: u64 = 7;
+const NOOP_EXTRA_ALLOCS: u64 = 6;
 /// And no realloc.
 const NOOP_EXTRA_REALLOCS: u64 = 0;
 

@@ -62,7 +62,7 @@ async fn fresh_then_reused_ip_literal() {
         other => panic!("{other:?}"),
     }
     match &events[0] {
-        Event::GetConn(i) => assert_eq!(i.host_port, server.addr.to_string()),
+        Event::GetConn(i) => assert_eq!(i.host_port(), server.addr.to_string()),
         other => panic!("{other:?}"),
     }
     assert_paired(&events);

@@ -2,4 +2,6 @@
 //! phases.
 
 pub(crate) mod recorder;
+#[cfg(feature = "tracing")]
+pub(crate) mod spans;
 pub(crate) mod timings;

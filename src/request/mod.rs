@@ -6,7 +6,6 @@ mod informational;
 mod layer;
 mod service;
 
-#[cfg_attr(not(feature = "reqwest"), allow(unused_imports))]
 pub(crate) use self::service::host_port;
 
 pub use self::body::{RequestBody, ResponseBody};

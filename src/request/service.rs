@@ -144,7 +144,8 @@ where
         let ctx = RequestCtx::new(trace);
         ctx.emit(Event::GetConn(GetConnInfo {
             at: Instant::now(),
-            host_port: host_port(req.uri()),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
         }));
         install_informational(&mut req, &ctx, user_1xx);
         let req_close = !super::keeps_alive(req.version(), req.headers());

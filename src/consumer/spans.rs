@@ -1,0 +1,351 @@
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::field::Empty;
+use tracing::{Level, Span};
+
+use crate::error::Canceled;
+use crate::event::{Event, GetConnInfo, Hooks};
+use crate::trace::ClientTrace;
+
+/// Hooks that turn one request's events into [`tracing`] spans and events: a span per request,
+/// named and with fields as the OpenTelemetry HTTP client conventions name them, an event per
+/// httptrace event inside it, and a child span per phase.
+///
+/// The request span (`HTTP`, `otel.name` = the method) has the fields `http.request.method`,
+/// `server.address`, `server.port`, `url.full`, and once known `network.peer.address`,
+/// `network.peer.port`, `http.response.status_code`, `error.type`, `httptrace.reused`. Its
+/// parent is the span current where the request was sent. Each event is a `tracing` event with
+/// `httptrace.event` (its name) and `httptrace.offset_us` (when it happened, from the request's
+/// start), and its details. Each phase — `dns`, `connect` (one per address attempt), `tls`,
+/// `wait` (request written to first response byte), `body` (response head to body end) — is a
+/// child span with `httptrace.start_offset_us` and `httptrace.duration_us`: its true timing,
+/// taken from the events' instants, also when they were delivered late. (`tracing` spans can't
+/// be backdated: the phase span itself is opened and closed when its end is known.)
+///
+/// Sensitive data stays out: no header is ever recorded (so neither `Authorization`,
+/// `Proxy-Authorization`, `Cookie`, `Set-Cookie` nor any other); the URL's userinfo is dropped
+/// and its query replaced by `REDACTED` unless [`TracingHooks::redact_query`] is turned off.
+///
+/// A `TracingHooks` holds one request's span: make one per request, e.g. with
+/// [`TraceLayer::trace_factory`](crate::TraceLayer::trace_factory).
+///
+/// ```
+/// use httptrace::{TraceLayer, TracingHooks};
+///
+/// let layer = TraceLayer::new().trace_factory(|| TracingHooks::new().into_trace());
+/// # drop(layer);
+/// ```
+pub struct TracingHooks {
+    level: Level,
+    event_level: Level,
+    redact_query: bool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    span: Option<Span>,
+    start: Option<Instant>,
+    dns_start: Option<Instant>,
+    connects: Vec<(Option<std::net::SocketAddr>, Instant)>,
+    tls_start: Option<Instant>,
+    got_conn: Option<Instant>,
+    wrote_request: Option<Instant>,
+    headers: Option<Instant>,
+    error_type: Option<&'static str>,
+}
+
+impl Default for TracingHooks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for TracingHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TracingHooks")
+            .field("level", &self.level)
+            .field("event_level", &self.event_level)
+            .field("redact_query", &self.redact_query)
+            .finish()
+    }
+}
+
+macro_rules! at_level {
+    ($lvl:expr, $mac:ident!(parent: $p:expr, $($args:tt)*)) => {
+        match $lvl {
+            Level::ERROR => tracing::$mac!(parent: $p, Level::ERROR, $($args)*),
+            Level::WARN => tracing::$mac!(parent: $p, Level::WARN, $($args)*),
+            Level::INFO => tracing::$mac!(parent: $p, Level::INFO, $($args)*),
+            Level::DEBUG => tracing::$mac!(parent: $p, Level::DEBUG, $($args)*),
+            _ => tracing::$mac!(parent: $p, Level::TRACE, $($args)*),
+        }
+    };
+    ($lvl:expr, $mac:ident!($($args:tt)*)) => {
+        match $lvl {
+            Level::ERROR => tracing::$mac!(Level::ERROR, $($args)*),
+            Level::WARN => tracing::$mac!(Level::WARN, $($args)*),
+            Level::INFO => tracing::$mac!(Level::INFO, $($args)*),
+            Level::DEBUG => tracing::$mac!(Level::DEBUG, $($args)*),
+            _ => tracing::$mac!(Level::TRACE, $($args)*),
+        }
+    };
+}
+
+impl TracingHooks {
+    /// Hooks with the defaults: the request and phase spans at `INFO`, the events at `DEBUG`,
+    /// the query redacted.
+    pub fn new() -> Self {
+        Self {
+            level: Level::INFO,
+            event_level: Level::DEBUG,
+            redact_query: true,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The level of the request span and its phase spans. Default: `INFO`.
+    ///
+    /// ```
+    /// let hooks = httptrace::TracingHooks::new().level(tracing::Level::DEBUG);
+    /// # drop(hooks);
+    /// ```
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// The level of the events. Default: `DEBUG`.
+    ///
+    /// ```
+    /// let hooks = httptrace::TracingHooks::new().event_level(tracing::Level::TRACE);
+    /// # drop(hooks);
+    /// ```
+    pub fn event_level(mut self, level: Level) -> Self {
+        self.event_level = level;
+        self
+    }
+
+    /// Replace the URL's query by `REDACTED` in `url.full`. Default: `true`.
+    ///
+    /// ```
+    /// let hooks = httptrace::TracingHooks::new().redact_query(false);
+    /// # drop(hooks);
+    /// ```
+    pub fn redact_query(mut self, yes: bool) -> Self {
+        self.redact_query = yes;
+        self
+    }
+
+    /// A trace calling these hooks.
+    pub fn into_trace(self) -> ClientTrace {
+        ClientTrace::new(self)
+    }
+
+    fn url_full(&self, uri: &http::Uri) -> String {
+        let mut url = String::new();
+        if let Some(scheme) = uri.scheme_str() {
+            url.push_str(scheme);
+            url.push_str("://");
+        }
+        if let Some(authority) = uri.authority() {
+            // drop the userinfo
+            let hostport = authority.as_str().rsplit('@').next().unwrap_or("");
+            url.push_str(hostport);
+        }
+        url.push_str(uri.path());
+        if let Some(query) = uri.query() {
+            url.push('?');
+            url.push_str(if self.redact_query { "REDACTED" } else { query });
+        }
+        url
+    }
+
+    fn open(&self, st: &mut State, info: &GetConnInfo) {
+        let port = info.uri.port_u16().unwrap_or(match info.uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        });
+        let span = at_level!(
+            self.level,
+            span!(
+                "HTTP",
+                otel.name = %info.method,
+                otel.kind = "client",
+                http.request.method = %info.method,
+                server.address = info.uri.host().unwrap_or(""),
+                server.port = port,
+                url.full = %self.url_full(&info.uri),
+                network.peer.address = Empty,
+                network.peer.port = Empty,
+                http.response.status_code = Empty,
+                error.type = Empty,
+                httptrace.reused = Empty,
+            )
+        );
+        st.span = Some(span);
+        st.start = Some(info.at);
+    }
+
+    fn phase(&self, st: &State, name: &'static str, from: Option<Instant>, to: Instant) {
+        let (Some(span), Some(start), Some(from)) = (&st.span, st.start, from) else {
+            return;
+        };
+        let offset = micros(from.saturating_duration_since(start));
+        let duration = micros(to.saturating_duration_since(from));
+        let _phase = at_level!(
+            self.level,
+            span!(
+                parent: span,
+                "phase",
+                otel.name = name,
+                httptrace.phase = name,
+                httptrace.start_offset_us = offset,
+                httptrace.duration_us = duration,
+            )
+        );
+    }
+
+    fn record_event(&self, st: &State, event: &Event) {
+        let (Some(span), Some(start)) = (&st.span, st.start) else {
+            return;
+        };
+        let offset = micros(event.at().saturating_duration_since(start));
+        let name = event.name();
+        let error = event.error().map(|e| e.to_string());
+        let detail = detail(event);
+        at_level!(
+            self.event_level,
+            event!(
+                parent: span,
+                httptrace.event = name,
+                httptrace.offset_us = offset,
+                httptrace.detail = detail.as_deref(),
+                error = error.as_deref(),
+            )
+        );
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A few words on an event, for its `httptrace.detail` field. Never a header.
+fn detail(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::DnsStart(i) => i.host.clone(),
+        Event::DnsDone(i) => format!("{:?}", i.addrs),
+        Event::ConnectStart(i) => i.addr?.to_string(),
+        Event::ConnectDone(i) => match (i.addr, i.conn_id) {
+            (Some(a), Some(id)) => format!("{a} conn #{id}"),
+            (Some(a), None) => a.to_string(),
+            _ => return None,
+        },
+        Event::TlsHandshakeDone(i) => {
+            let s = i.state.as_ref()?;
+            format!("{} {}", s.version, s.cipher_suite)
+        }
+        Event::GotConn(i) => format!(
+            "conn #{} reused={} was_idle={} idle={:?}",
+            i.conn_id, i.reused, i.was_idle, i.idle_time
+        ),
+        Event::Got1xxResponse(i) => i.status.to_string(),
+        Event::ResponseHeaders(i) => i.status.to_string(),
+        Event::ResponseBodyDone(i) => format!("{} bytes", i.bytes),
+        Event::Redirect(i) => format!("{} hop {}", i.status, i.hop),
+        Event::ConnectionClosed(i) => format!("conn #{} after {} requests", i.conn_id, i.requests),
+        _ => return None,
+    })
+}
+
+/// OpenTelemetry's `error.type`: a low-cardinality class of the failure.
+fn error_type(event: &Event) -> Option<&'static str> {
+    let err = event.error()?;
+    if err.downcast_ref::<Canceled>().is_some() {
+        return Some("canceled");
+    }
+    Some(match event {
+        Event::DnsDone(_) => "dns",
+        Event::ConnectDone(_) => "connect",
+        Event::TlsHandshakeDone(_) => "tls",
+        Event::WroteRequest(_) | Event::ConnectionClosed(_) => "io",
+        Event::ResponseBodyDone(_) => "body",
+        _ => "_OTHER",
+    })
+}
+
+impl Hooks for TracingHooks {
+    fn on_event(&self, event: &Event) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Event::GetConn(info) = event {
+            self.open(&mut st, info);
+        }
+        self.record_event(&st, event);
+        let at = event.at();
+        match event {
+            Event::DnsStart(_) => st.dns_start = Some(at),
+            Event::DnsDone(_) => self.phase(&st, "dns", st.dns_start, at),
+            Event::ConnectStart(i) => st.connects.push((i.addr, at)),
+            Event::ConnectDone(i) => {
+                let found = st
+                    .connects
+                    .iter()
+                    .position(|(a, _)| a.is_some() && *a == i.addr)
+                    .or_else(|| st.connects.iter().position(|(a, _)| a.is_none()));
+                if let Some(found) = found {
+                    let (_, from) = st.connects.remove(found);
+                    self.phase(&st, "connect", Some(from), at);
+                }
+            }
+            Event::TlsHandshakeStart(_) => st.tls_start = Some(at),
+            Event::TlsHandshakeDone(_) => self.phase(&st, "tls", st.tls_start, at),
+            Event::GotConn(i) => {
+                st.got_conn = Some(at);
+                if let Some(span) = &st.span {
+                    span.record("httptrace.reused", i.reused);
+                    if let Some(peer) = i.remote_addr {
+                        span.record("network.peer.address", tracing::field::display(peer.ip()));
+                        span.record("network.peer.port", peer.port());
+                    }
+                }
+            }
+            Event::WroteRequest(_) => st.wrote_request = Some(at),
+            Event::GotFirstResponseByte(_) => {
+                let from = st.wrote_request.or(st.got_conn);
+                self.phase(&st, "wait", from, at);
+            }
+            Event::ResponseHeaders(i) => {
+                st.headers = Some(at);
+                if let Some(span) = &st.span {
+                    span.record("http.response.status_code", i.status.as_u16());
+                    if i.status.is_client_error() || i.status.is_server_error() {
+                        // OpenTelemetry: the status code is the error type of a failed response
+                        span.record("error.type", i.status.as_str());
+                    }
+                }
+            }
+            Event::ResponseBodyDone(_) => self.phase(&st, "body", st.headers, at),
+            _ => {}
+        }
+        let Some(kind) = error_type(event) else {
+            return;
+        };
+        match event {
+            Event::RequestFailed(_) | Event::RequestCanceled(_) | Event::ResponseBodyDone(_) => {
+                // the request failed: name it by the first failure on its way, if any
+                let kind = st.error_type.unwrap_or(kind);
+                if let Some(span) = &st.span {
+                    span.record("error.type", kind);
+                }
+            }
+            // an attempt that lost the race, a lookup dropped with its connect: not a failure
+            _ if kind == "canceled" => {}
+            _ => {
+                st.error_type.get_or_insert(kind);
+            }
+        }
+    }
+}
