@@ -43,26 +43,32 @@ enum Kind {
     Bare,
     Untraced,
     Noop,
+    NoopDefault,
     Recorder,
     Timings,
+    Tracing,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 7] = [
         Kind::Bare,
         Kind::Untraced,
         Kind::Noop,
+        Kind::NoopDefault,
         Kind::Recorder,
         Kind::Timings,
+        Kind::Tracing,
     ];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Bare => "bare hyper-util",
             Kind::Untraced => "traced stack, no trace",
-            Kind::Noop => "no-op trace",
+            Kind::Noop => "no-op trace, in the request's extensions",
+            Kind::NoopDefault => "no-op trace, per-client default",
             Kind::Recorder => "Recorder per request",
             Kind::Timings => "record_timings(true)",
+            Kind::Tracing => "TracingHooks per request, no subscriber",
         }
     }
 
@@ -71,8 +77,10 @@ impl Kind {
             Kind::Bare => "bare",
             Kind::Untraced => "untraced",
             Kind::Noop => "noop",
+            Kind::NoopDefault => "noop_default",
             Kind::Recorder => "recorder",
             Kind::Timings => "timings",
+            Kind::Tracing => "tracing",
         }
     }
 }
@@ -81,6 +89,17 @@ fn http() -> HttpConnector {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http
+}
+
+#[cfg(feature = "tracing")]
+fn tracing_layer() -> TraceLayer {
+    TraceLayer::new().trace_factory(|| httptrace::TracingHooks::new().into_trace())
+}
+
+/// Without the `tracing` feature this variant measures the per-request factory alone.
+#[cfg(not(feature = "tracing"))]
+fn tracing_layer() -> TraceLayer {
+    TraceLayer::new().trace_factory(|| ClientTrace::new(Noop))
 }
 
 fn traced(layer: TraceLayer) -> Traced {
@@ -105,7 +124,11 @@ impl Stack {
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
             Kind::Recorder => Stack::Recorder(traced(TraceLayer::new())),
+            Kind::NoopDefault => Stack::Untraced(traced(
+                TraceLayer::new().default_trace(ClientTrace::new(Noop)),
+            )),
             Kind::Timings => Stack::Timings(traced(TraceLayer::new().record_timings(true))),
+            Kind::Tracing => Stack::Untraced(traced(tracing_layer())),
         }
     }
 
@@ -294,13 +317,15 @@ fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let seq_n = env_u64("HTTPTRACE_REQUESTS", 2000);
     let conc_n = seq_n * 2;
-    let variants: [(&str, Kind); 6] = [
+    let variants: [(&str, Kind); 8] = [
         ("bare hyper-util", Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),
         (Kind::Untraced.name(), Kind::Untraced),
         (Kind::Noop.name(), Kind::Noop),
+        (Kind::NoopDefault.name(), Kind::NoopDefault),
         (Kind::Recorder.name(), Kind::Recorder),
         (Kind::Timings.name(), Kind::Timings),
+        (Kind::Tracing.name(), Kind::Tracing),
     ];
 
     let server = Server::start();

@@ -109,6 +109,16 @@ impl RequestCtx {
         self.trace.emit(&event);
     }
 
+    /// Delivers an event that only concerns a request still in progress: nothing once it ended.
+    pub(crate) fn emit_in_progress(&self, event: Event) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        self.note(&mut st, &event);
+        self.trace.emit(&event);
+    }
+
     /// Emits a terminal event, unless one was emitted already.
     pub(crate) fn finish(&self, event: Event) {
         let mut st = self.lock();
@@ -712,7 +722,7 @@ impl ConnSide {
         };
         ctx.conn_broken.store(true, Ordering::Release);
         let at = Instant::now();
-        ctx.emit(Event::ConnectionClosed(ConnectionClosedInfo {
+        ctx.emit_in_progress(Event::ConnectionClosed(ConnectionClosedInfo {
             at,
             conn_id: self.conn_id,
             requests: self.exchanges,

@@ -55,6 +55,7 @@
 //! | `ResponseHeaders`, `ResponseBodyDone` | exact | the layer sees the response and wraps its body |
 //! | `PutIdleConn` | derived, as for hyper-util, at the body's end; `at` is then too | no wire events |
 //! | `Redirect` | exact, with [`redirect_policy`] | the policy runs inside the request |
+//! | retries (`ClientBuilder::retry`) | not told apart | reqwest's retry classifier returns a type only reqwest can name, so no policy can be wrapped; a retry that dials again shows its own `ConnectStart`/`ConnectDone`, one on a pooled connection shows nothing |
 //! | `RequestFailed`, `RequestCanceled` | exact | |
 //! | `ConnectionClosed` | unavailable | no wire events |
 //!

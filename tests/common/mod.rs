@@ -1063,3 +1063,156 @@ pub fn unpaired(events: &[Event]) -> Option<String> {
     let ends = count("ResponseBodyDone") + count("RequestFailed") + count("RequestCanceled");
     (ends != 1).then(|| format!("request must end once: {:?}", all()))
 }
+
+// ---------------------------------------------------------------------------------------------
+// A scripted server with known delays: shared by tests/fidelity.rs and examples/curl_compare.rs.
+
+/// Waits `d`, to the microsecond: see [`precise_sleep_until`].
+pub async fn precise_sleep(d: Duration) {
+    precise_sleep_until(std::time::Instant::now() + d).await
+}
+
+/// Waits until `deadline`, to about 0.1 ms: tokio's timer sleeps whole milliseconds and wakes
+/// late (+0.3 to +2 ms, more under load); the OS's sleep, on tokio's blocking pool, doesn't.
+pub async fn precise_sleep_until(deadline: std::time::Instant) {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if !left.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+    }
+}
+
+/// The delays of [`scripted_server`].
+#[derive(Debug, Clone, Copy)]
+pub struct Script {
+    /// From reading the request head to writing the response head.
+    pub first_byte: Duration,
+    /// From writing the response head to writing the body (its end: one write).
+    pub body: Duration,
+}
+
+/// The body [`scripted_server`] answers.
+pub const SCRIPTED_BODY: &[u8] = b"hello from the scripted server\n";
+
+/// What the scripted server did for one request, by its own clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    pub head_read: std::time::Instant,
+    pub head_written: std::time::Instant,
+    pub body_written: std::time::Instant,
+}
+
+/// A running [`scripted_server`].
+pub struct Scripted {
+    pub addr: SocketAddr,
+    pub served: Arc<std::sync::Mutex<Vec<Served>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A raw HTTP/1 keep-alive server on `127.0.0.1` (Nagle off) that answers every GET by the
+/// script: read the request head, wait `first_byte`, write the head (with `content-length`),
+/// wait `body`, write the body (waits by [`precise_sleep`]). It logs when it did each.
+pub async fn scripted_server(script: Script) -> Scripted {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = served.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let _ = s.set_nodelay(true);
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    // one request head (GETs: no body)
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        if buf.len() > 64 * 1024 {
+                            return;
+                        }
+                    }
+                    let head_read = std::time::Instant::now();
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    precise_sleep(script.first_byte).await;
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+                        SCRIPTED_BODY.len()
+                    );
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let head_written = std::time::Instant::now();
+                    precise_sleep(script.body).await;
+                    if s.write_all(SCRIPTED_BODY).await.is_err() {
+                        return;
+                    }
+                    let body_written = std::time::Instant::now();
+                    log.lock().unwrap_or_else(|e| e.into_inner()).push(Served {
+                        head_read,
+                        head_written,
+                        body_written,
+                    });
+                }
+            });
+        }
+    });
+    Scripted { addr, served, task }
+}
+
+/// A resolver that answers what the inner one answers, `delay` after it was called (by
+/// [`precise_sleep_until`]; the inner one's own time included), and logs when each lookup
+/// started and ended.
+#[derive(Clone)]
+pub struct TimedResolver<R> {
+    pub inner: R,
+    pub delay: Duration,
+    pub lookups: Arc<std::sync::Mutex<Vec<(std::time::Instant, std::time::Instant)>>>,
+}
+
+impl<R> tower::Service<Name> for TimedResolver<R>
+where
+    R: tower::Service<Name> + Clone + Send + 'static,
+    R::Response: Send,
+    R::Error: Send,
+    R::Future: Send,
+{
+    type Response = R::Response;
+    type Error = R::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // the inner resolver is made ready on its clone, in the future
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let started = std::time::Instant::now();
+        let inner = self.inner.clone();
+        let (delay, lookups) = (self.delay, self.lookups.clone());
+        Box::pin(async move {
+            let res = tower::ServiceExt::oneshot(inner, name).await;
+            precise_sleep_until(started + delay).await;
+            lookups
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((started, std::time::Instant::now()));
+            res
+        })
+    }
+}
