@@ -409,9 +409,32 @@ fn ratios() {
     }
 }
 
+/// `--profile ID`: only `HTTPTRACE_REQUESTS` sequential requests of one variant, for a profiler
+/// (e.g. `valgrind --tool=callgrind`), after a warm-up of 500.
+fn profile(id: &str) {
+    let Some(kind) = Kind::ALL.into_iter().find(|k| k.id() == id) else {
+        eprintln!("--profile: no variant {id:?}");
+        std::process::exit(2);
+    };
+    let n = env_u64("HTTPTRACE_REQUESTS", 2000);
+    let server = Server::start();
+    let uri = server.uri();
+    client_runtime().block_on(async {
+        let mut stack = Stack::new(kind);
+        sequential(&mut stack, &uri, 500).await;
+        let took = sequential(&mut stack, &uri, n).await;
+        println!("{}: {n} requests, {:?}/req", kind.name(), took / n as u32);
+    });
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--ratios") || std::env::var_os("HTTPTRACE_RATIOS").is_some() {
         ratios();
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--profile") {
+        profile(args.get(i + 1).map(String::as_str).unwrap_or(""));
         return;
     }
     let mut c = Criterion::default().configure_from_args();

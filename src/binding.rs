@@ -677,6 +677,18 @@ impl ConnSide {
         let _ = take_handoff();
     }
 
+    /// A traced request is being served: reads must be counted.
+    pub(crate) fn traced_exchange(&self) -> bool {
+        self.exchange.is_some()
+    }
+
+    /// A read completed, its length unknown (no traced request is served): the exchange read
+    /// its response, and the idle time starts now at the latest.
+    pub(crate) fn read_completed(&mut self) {
+        self.idle_since = Instant::now();
+        self.read_in_exchange = true;
+    }
+
     /// A read completed with `n` bytes (0: end of stream).
     pub(crate) fn read(&mut self, n: usize) {
         if n == 0 {

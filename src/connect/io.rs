@@ -7,7 +7,7 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::binding::ConnSide;
 
@@ -20,38 +20,24 @@ pin_project! {
     /// response, and reports them to the request being served (see the crate's binding rules).
     pub struct TracedIo<T> {
         #[pin]
-        io: TokioIo<Wire<T>>,
-    }
-}
-
-pin_project! {
-    // The tokio-side view of the connection, where a read's length can be seen without unsafe
-    // code: hyper-util's `TokioIo` converts in both directions.
-    struct Wire<T> {
-        #[pin]
-        inner: TokioIo<T>,
+        inner: T,
         conn: ConnSide,
     }
 }
 
 impl<T> TracedIo<T> {
     pub(crate) fn new(inner: T, conn: ConnSide) -> Self {
-        Self {
-            io: TokioIo::new(Wire {
-                inner: TokioIo::new(inner),
-                conn,
-            }),
-        }
+        Self { inner, conn }
     }
 
     /// The inner connection.
     pub fn get_ref(&self) -> &T {
-        self.io.inner().inner.inner()
+        &self.inner
     }
 
     /// The connection's id, as events name it (`GotConn`, `ConnectDone`...).
     pub fn conn_id(&self) -> u64 {
-        self.io.inner().conn.conn_id()
+        self.conn.conn_id()
     }
 }
 
@@ -70,13 +56,55 @@ impl<T: Connection> Connection for TracedIo<T> {
     }
 }
 
+/// A read seen through tokio's `ReadBuf`, where its length shows without unsafe code
+/// (hyper-util's `TokioIo` converts between hyper's and tokio's traits both ways).
+struct Counted<'a, T> {
+    inner: TokioIo<Pin<&'a mut T>>,
+    n: usize,
+}
+
+impl<T: Read> AsyncRead for Counted<'_, T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.n = buf.filled().len() - before;
+        res
+    }
+}
+
 impl<T: Read + Write + Connection> Read for TracedIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        self.project().io.poll_read(cx, buf)
+        let this = self.project();
+        this.conn.before_read();
+        if !this.conn.traced_exchange() {
+            // no traced request is served: that a read completed is all that matters
+            let res = this.inner.poll_read(cx, buf);
+            match &res {
+                Poll::Ready(Ok(())) => this.conn.read_completed(),
+                Poll::Ready(Err(e)) => this.conn.read_failed(e),
+                Poll::Pending => {}
+            }
+            return res;
+        }
+        let mut counted = Counted {
+            inner: TokioIo::new(this.inner),
+            n: 0,
+        };
+        let res = Pin::new(&mut TokioIo::new(&mut counted)).poll_read(cx, buf);
+        match &res {
+            Poll::Ready(Ok(())) => this.conn.read(counted.n),
+            Poll::Ready(Err(e)) => this.conn.read_failed(e),
+            Poll::Pending => {}
+        }
+        res
     }
 }
 
@@ -86,69 +114,14 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().io.poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.project().io.poll_write_vectored(cx, bufs)
-    }
-}
-
-impl<T: Read> AsyncRead for Wire<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.project();
-        this.conn.before_read();
-        let before = buf.filled().len();
-        let res = this.inner.poll_read(cx, buf);
-        match &res {
-            Poll::Ready(Ok(())) => this.conn.read(buf.filled().len() - before),
-            Poll::Ready(Err(e)) => this.conn.read_failed(e),
-            Poll::Pending => {}
-        }
-        res
-    }
-}
-
-impl<T: Write + Connection> Wire<T> {
-    fn note_write<R>(conn: &mut ConnSide, res: &Poll<io::Result<R>>) {
-        if let Poll::Ready(Err(e)) = res {
-            conn.write_failed(e);
-        }
-    }
-}
-
-impl<T: Write + Connection> AsyncWrite for Wire<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let inner = this.inner;
         this.conn
-            .before_write(|| super::connector::addrs(inner.inner()));
+            .before_write(|| super::connector::addrs(inner.as_ref().get_ref()));
         let res = inner.poll_write(cx, buf);
-        Self::note_write(this.conn, &res);
+        if let Poll::Ready(Err(e)) = &res {
+            this.conn.write_failed(e);
+        }
         res
     }
 
@@ -160,9 +133,11 @@ impl<T: Write + Connection> AsyncWrite for Wire<T> {
         let this = self.project();
         let inner = this.inner;
         this.conn
-            .before_write(|| super::connector::addrs(inner.inner()));
+            .before_write(|| super::connector::addrs(inner.as_ref().get_ref()));
         let res = inner.poll_write_vectored(cx, bufs);
-        Self::note_write(this.conn, &res);
+        if let Poll::Ready(Err(e)) = &res {
+            this.conn.write_failed(e);
+        }
         res
     }
 
@@ -175,7 +150,8 @@ impl<T: Write + Connection> AsyncWrite for Wire<T> {
         let res = this.inner.poll_flush(cx);
         match &res {
             Poll::Ready(Ok(())) => this.conn.flushed(),
-            other => Self::note_write(this.conn, other),
+            Poll::Ready(Err(e)) => this.conn.write_failed(e),
+            Poll::Pending => {}
         }
         res
     }

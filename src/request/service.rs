@@ -86,6 +86,14 @@ impl TraceLayer {
     }
 
     fn resolve(&self, own: Option<ClientTrace>) -> Option<ClientTrace> {
+        if self.factory.is_none() && self.default_trace.is_none() {
+            // the common case, and the path of a request with no trace at all
+            let current = ClientTrace::current();
+            return match (own, current) {
+                (Some(own), Some(current)) => Some(own.compose(current)),
+                (own, current) => own.or(current),
+            };
+        }
         let mut trace = own;
         for next in [
             ClientTrace::current(),
