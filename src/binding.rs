@@ -546,6 +546,8 @@ pub(crate) struct ConnSide {
     read_in_exchange: bool,
     exchange: Option<Exchange>,
     error: Option<SharedError>,
+    /// The connector's connection observer: the client's own, not a request's.
+    observer: Option<ClientTrace>,
 }
 
 #[derive(Debug)]
@@ -569,7 +571,15 @@ impl ConnSide {
             read_in_exchange: false,
             exchange: None,
             error: None,
+            observer: None,
         }
+    }
+
+    /// Reports the connection's end to `observer` too (see
+    /// [`TracingConnector::observe_connections`](crate::TracingConnector::observe_connections)).
+    pub(crate) fn with_observer(mut self, observer: Option<ClientTrace>) -> Self {
+        self.observer = observer;
+        self
     }
 
     pub(crate) fn conn_id(&self) -> u64 {
@@ -729,18 +739,25 @@ impl ConnSide {
 
     /// The connection is gone (its IO is dropped).
     pub(crate) fn closed(&mut self) {
-        let Some(ctx) = self.exchange.take().and_then(|ex| ex.req.upgrade()) else {
+        let ctx = self.exchange.take().and_then(|ex| ex.req.upgrade());
+        if ctx.is_none() && self.observer.is_none() {
             return;
-        };
-        ctx.conn_broken.store(true, Ordering::Release);
+        }
         let at = Instant::now();
-        ctx.emit_in_progress(Event::ConnectionClosed(ConnectionClosedInfo {
+        let event = Event::ConnectionClosed(ConnectionClosedInfo {
             at,
             conn_id: self.conn_id,
             requests: self.exchanges,
             lifetime: at.saturating_duration_since(self.created),
             error: self.error.take(),
-        }));
+        });
+        if let Some(observer) = &self.observer {
+            observer.emit(&event);
+        }
+        if let Some(ctx) = ctx {
+            ctx.conn_broken.store(true, Ordering::Release);
+            ctx.emit_in_progress(event);
+        }
     }
 }
 

@@ -106,6 +106,7 @@
 //!   HTTPS stack (`HttpsStack`, `TracingConnector::https`).
 //! - `reqwest`: `reqwest::Client` through the same layer (module `reqwest`).
 //! - `tracing`: `TracingHooks`, spans and events for the `tracing` ecosystem.
+//! - `opentelemetry`: `Otel`, metrics and spans under the OpenTelemetry HTTP conventions.
 //!
 //! # Binding a request to its connection
 //!
@@ -138,6 +139,8 @@ pub use crate::connect::{
 };
 #[cfg(feature = "rustls")]
 pub use crate::connect::{HttpsStack, Rustls};
+#[cfg(feature = "opentelemetry")]
+pub use crate::consumer::otel::Otel;
 pub use crate::consumer::recorder::Recorder;
 #[cfg(feature = "tracing")]
 pub use crate::consumer::spans::TracingHooks;

@@ -13,7 +13,8 @@ use tower_service::Service;
 use super::io::TracedIo;
 use crate::binding::{self, ConnSide, DialCtx};
 use crate::error::SharedError;
-use crate::event::TlsState;
+use crate::event::{ConnectDoneInfo, Event, TlsState};
+use crate::trace::ClientTrace;
 
 /// Wraps a connector (`Service<Uri>`: hyper-util's `HttpConnector`, hyper-rustls'
 /// `HttpsConnector`, a mock) to report the connect of a traced request, and to wrap every
@@ -43,6 +44,7 @@ use crate::event::TlsState;
 pub struct TracingConnector<C, I = NoTls> {
     inner: C,
     inspect: I,
+    observer: Option<ClientTrace>,
 }
 
 impl<C> TracingConnector<C> {
@@ -51,6 +53,7 @@ impl<C> TracingConnector<C> {
         Self {
             inner,
             inspect: NoTls,
+            observer: None,
         }
     }
 }
@@ -58,7 +61,32 @@ impl<C> TracingConnector<C> {
 impl<C, I> TracingConnector<C, I> {
     /// Wraps `inner`, reading TLS details from its connections with `inspect`.
     pub fn with_inspector(inner: C, inspect: I) -> Self {
-        Self { inner, inspect }
+        Self {
+            inner,
+            inspect,
+            observer: None,
+        }
+    }
+
+    /// Reports the life of every connection this connector makes to `observer`, whatever
+    /// request (traced or not) made it: a `ConnectDone` when it is made (named by its id, with
+    /// its addresses) and a `ConnectionClosed` when it ends. The requests' own traces still get
+    /// theirs. The observer belongs to the client: its pooled connections keep it alive, and it
+    /// goes with them. Default: none.
+    ///
+    /// ```
+    /// use httptrace::{ClientTrace, Event, TracingConnector};
+    ///
+    /// let connector = TracingConnector::http().observe_connections(ClientTrace::from_fn(|e: &Event| {
+    ///     if let Event::ConnectionClosed(c) = e {
+    ///         println!("connection {} closed after {} requests", c.conn_id, c.requests);
+    ///     }
+    /// }));
+    /// # drop(connector);
+    /// ```
+    pub fn observe_connections(mut self, observer: ClientTrace) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// The inner connector.
@@ -118,6 +146,7 @@ where
                 inner: self.inner.call(dst),
                 dial: None,
                 inspect: self.inspect.clone(),
+                observer: self.observer.clone(),
             };
         };
         let (port, literal) = target(&dst);
@@ -132,6 +161,7 @@ where
             inner,
             dial: Some(DialGuard(dial)),
             inspect: self.inspect.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -181,6 +211,7 @@ pin_project! {
         inner: F,
         dial: Option<DialGuard>,
         inspect: I,
+        observer: Option<ClientTrace>,
     }
 }
 
@@ -197,7 +228,12 @@ where
         let this = self.project();
         let Some(DialGuard(dial)) = this.dial.as_ref() else {
             let io = ready!(this.inner.poll(cx)).map_err(SharedError::new)?;
-            let conn = ConnSide::new(binding::next_conn_id(), None);
+            let mut conn = ConnSide::new(binding::next_conn_id(), None);
+            if let Some(observer) = this.observer.take() {
+                let addrs = addrs(&io);
+                opened(&observer, conn.conn_id(), addrs);
+                conn = conn.with_addrs(addrs).with_observer(Some(observer));
+            }
             return Poll::Ready(Ok(TracedIo::new(io, conn)));
         };
         let inner = this.inner;
@@ -206,7 +242,13 @@ where
             Ok(io) => {
                 let addrs = dial.conn_addrs().unwrap_or_else(|| addrs(&io));
                 dial.finish(Ok(this.inspect.tls_state(&io)), Ok(addrs));
-                let conn = ConnSide::new(dial.conn_id, Some(dial.request_id())).with_addrs(addrs);
+                let observer = this.observer.take();
+                if let Some(observer) = &observer {
+                    opened(observer, dial.conn_id, addrs);
+                }
+                let conn = ConnSide::new(dial.conn_id, Some(dial.request_id()))
+                    .with_addrs(addrs)
+                    .with_observer(observer);
                 Ok(TracedIo::new(io, conn))
             }
             Err(err) => {
@@ -216,6 +258,22 @@ where
             }
         })
     }
+}
+
+/// Tells a connection observer that a connection was made.
+fn opened(
+    observer: &ClientTrace,
+    conn_id: u64,
+    (remote, local): (Option<SocketAddr>, Option<SocketAddr>),
+) {
+    observer.emit(&Event::ConnectDone(ConnectDoneInfo {
+        at: std::time::Instant::now(),
+        network: "tcp",
+        addr: remote,
+        local_addr: local,
+        conn_id: Some(conn_id),
+        error: None,
+    }));
 }
 
 /// The (remote, local) addresses a connection reports through hyper-util's [`HttpInfo`].

@@ -167,7 +167,8 @@ pub struct Seen {
 }
 
 /// A loopback HTTP/1 server. Query parameters steer it: `delay_ms=N` before the response,
-/// `close=1` answers `Connection: close`, `len=N` the body length (default 5: `hello`).
+/// `close=1` answers `Connection: close`, `len=N` the body length (default 5: `hello`),
+/// `status=N` the status (default 200).
 /// Responses carry `x-conn` (the server's connection number), `x-peer` (the client's address)
 /// and echo `x-req`.
 pub struct Server {
@@ -229,6 +230,7 @@ async fn handle(
     let delay = param(&req, "delay_ms").unwrap_or(0);
     let close = param(&req, "close") == Some(1);
     let len = param(&req, "len").unwrap_or(5) as usize;
+    let status = param(&req, "status").and_then(|s| u16::try_from(s).ok());
     let echo = req.headers().get("x-req").cloned();
     let got_cl = req.headers().get(http::header::CONTENT_LENGTH).cloned();
     let got_te = req.headers().get(http::header::TRANSFER_ENCODING).cloned();
@@ -250,6 +252,9 @@ async fn handle(
     res.headers_mut().insert("x-conn", conn.into());
     res.headers_mut()
         .insert("x-peer", peer.to_string().parse().unwrap());
+    if let Some(status) = status.and_then(|s| http::StatusCode::from_u16(s).ok()) {
+        *res.status_mut() = status;
+    }
     res.headers_mut().insert("x-got-len", got.into());
     if let Some(v) = got_cl {
         res.headers_mut().insert("x-got-cl", v);

@@ -1,0 +1,538 @@
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
+
+use opentelemetry::global::BoxedTracer;
+use opentelemetry::metrics::{Histogram, Meter, UpDownCounter};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+
+use crate::error::Canceled;
+use crate::event::{Event, Hooks};
+use crate::trace::ClientTrace;
+
+/// OpenTelemetry metrics and spans under the HTTP semantic conventions, for one client.
+///
+/// Make one per client from a `Meter` (and, for spans, a `Tracer`), then:
+/// - give [`Otel::layer`] (or `TraceLayer::trace_factory(move || otel.trace())`) to the client,
+///   so that every request reports;
+/// - give [`Otel::connection_observer`] to
+///   [`TracingConnector::observe_connections`](crate::TracingConnector::observe_connections),
+///   for the connection metrics.
+///
+/// Metrics (seconds for durations):
+///
+/// | name | kind | attributes |
+/// |---|---|---|
+/// | `http.client.request.duration` | histogram, `s`: `GetConn` to the body's end (or the failure) | `http.request.method`, `server.address`, `server.port`, `http.response.status_code`, `error.type` |
+/// | `http.client.active_requests` | up-down counter | `http.request.method`, `server.address`, `server.port` |
+/// | `http.client.open_connections` | up-down counter, needs the connection observer | `http.connection.state` (`active`/`idle`), `network.peer.address`, `server.port` |
+/// | `http.client.connection.duration` | histogram, `s`, needs the connection observer | `network.peer.address`, `server.port` |
+/// | `dns.lookup.duration` | histogram, `s` | `dns.question.name`, `error.type` |
+/// | `httptrace.client.connect.duration` (httptrace's own) | histogram, `s`, per address attempt | `network.peer.address`, `server.port`, `error.type` |
+/// | `httptrace.client.tls_handshake.duration` (httptrace's own) | histogram, `s` | `server.address`, `error.type` |
+///
+/// Spans: one client span per request, named by the method, with `http.request.method`,
+/// `server.address`, `server.port`, `url.full` (userinfo dropped, query redacted unless
+/// [`Otel::redact_query`] is off), `http.response.status_code`, `network.peer.address` and
+/// `error.type`; its start and end are the true instants, and each httptrace event is a span
+/// event at the instant it happened. With [`Otel::phase_spans`], each phase (`dns`, `connect`,
+/// `tls`, `wait`, `body`) is also a child span with its true start and end. The parent is the
+/// OpenTelemetry `Context` current where the request is sent; propagating it on the wire is
+/// left to your propagator.
+///
+/// ```
+/// use httptrace::Otel;
+/// use opentelemetry::metrics::MeterProvider as _;
+///
+/// let provider = opentelemetry::global::meter_provider();
+/// let otel = Otel::new(&provider.meter("httptrace"));
+/// let layer = otel.layer();
+/// let connector = httptrace::TracingConnector::http().observe_connections(otel.connection_observer());
+/// # drop((layer, connector));
+/// ```
+#[derive(Clone)]
+pub struct Otel {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    request_duration: Histogram<f64>,
+    active_requests: UpDownCounter<i64>,
+    open_connections: UpDownCounter<i64>,
+    connection_duration: Histogram<f64>,
+    dns_duration: Histogram<f64>,
+    connect_duration: Histogram<f64>,
+    tls_duration: Histogram<f64>,
+    tracer: Option<BoxedTracer>,
+    phase_spans: bool,
+    redact_query: bool,
+    conns: Mutex<HashMap<u64, Conn>>,
+}
+
+struct Conn {
+    active: bool,
+    attrs: [KeyValue; 2],
+}
+
+impl fmt::Debug for Otel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Otel")
+            .field("spans", &self.shared.tracer.is_some())
+            .field("phase_spans", &self.shared.phase_spans)
+            .field("redact_query", &self.shared.redact_query)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Otel {
+    /// Metrics from `meter`; no spans until [`Otel::with_tracer`].
+    pub fn new(meter: &Meter) -> Self {
+        let seconds = |name: &'static str, description: &'static str| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .build()
+        };
+        Self {
+            shared: Arc::new(Shared {
+                request_duration: seconds(
+                    "http.client.request.duration",
+                    "Duration of HTTP client requests.",
+                ),
+                active_requests: meter
+                    .i64_up_down_counter("http.client.active_requests")
+                    .with_unit("{request}")
+                    .with_description("Number of active HTTP requests.")
+                    .build(),
+                open_connections: meter
+                    .i64_up_down_counter("http.client.open_connections")
+                    .with_unit("{connection}")
+                    .with_description(
+                        "Number of outbound HTTP connections that are active or idle.",
+                    )
+                    .build(),
+                connection_duration: seconds(
+                    "http.client.connection.duration",
+                    "The duration of the successfully established outbound HTTP connections.",
+                ),
+                dns_duration: seconds(
+                    "dns.lookup.duration",
+                    "Measures the time taken to perform a DNS lookup.",
+                ),
+                connect_duration: seconds(
+                    "httptrace.client.connect.duration",
+                    "Duration of one TCP connect attempt (httptrace).",
+                ),
+                tls_duration: seconds(
+                    "httptrace.client.tls_handshake.duration",
+                    "Duration of the TLS handshake (httptrace).",
+                ),
+                tracer: None,
+                phase_spans: false,
+                redact_query: true,
+                conns: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Shared)) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            f(shared);
+        }
+        self
+    }
+
+    /// Also make a client span per request with `tracer`. Default: no spans.
+    ///
+    /// ```
+    /// use opentelemetry::trace::TracerProvider as _;
+    /// let tracer = opentelemetry::global::tracer_provider().tracer("httptrace");
+    /// # let meter = opentelemetry::global::meter("httptrace");
+    /// let otel = httptrace::Otel::new(&meter).with_tracer(tracer);
+    /// # drop(otel);
+    /// ```
+    pub fn with_tracer<T>(self, tracer: T) -> Self
+    where
+        T: Tracer + Send + Sync + 'static,
+        T::Span: Send + Sync + 'static,
+    {
+        self.edit(|s| s.tracer = Some(BoxedTracer::new(Box::new(tracer))))
+    }
+
+    /// Also make a child span per phase. Default: `false` (the phases are span events).
+    pub fn phase_spans(self, yes: bool) -> Self {
+        self.edit(|s| s.phase_spans = yes)
+    }
+
+    /// Replace the URL's query by `REDACTED` in `url.full`. Default: `true`.
+    pub fn redact_query(self, yes: bool) -> Self {
+        self.edit(|s| s.redact_query = yes)
+    }
+
+    /// The hooks of one request.
+    pub fn trace(&self) -> ClientTrace {
+        ClientTrace::new(OtelHooks {
+            shared: self.shared.clone(),
+            state: Mutex::new(Req::default()),
+        })
+    }
+
+    /// A [`TraceLayer`](crate::TraceLayer) that reports every request of the client.
+    pub fn layer(&self) -> crate::TraceLayer {
+        let otel = self.clone();
+        crate::TraceLayer::new().trace_factory(move || otel.trace())
+    }
+
+    /// The connection observer, for
+    /// [`TracingConnector::observe_connections`](crate::TracingConnector::observe_connections):
+    /// `http.client.open_connections` and `http.client.connection.duration` come from it.
+    pub fn connection_observer(&self) -> ClientTrace {
+        ClientTrace::new(Connections {
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+fn conn_attrs(addr: Option<SocketAddr>) -> [KeyValue; 2] {
+    [
+        KeyValue::new(
+            "network.peer.address",
+            addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+        ),
+        KeyValue::new(
+            "server.port",
+            addr.map(|a| i64::from(a.port())).unwrap_or(0),
+        ),
+    ]
+}
+
+fn state_attrs(conn: &Conn, active: bool) -> [KeyValue; 3] {
+    [
+        KeyValue::new(
+            "http.connection.state",
+            if active { "active" } else { "idle" },
+        ),
+        conn.attrs[0].clone(),
+        conn.attrs[1].clone(),
+    ]
+}
+
+impl Shared {
+    /// A connection served a request (`true`) or went back to the pool (`false`).
+    fn set_active(&self, conn_id: u64, active: bool) {
+        let mut conns = lock(&self.conns);
+        if let Some(conn) = conns.get_mut(&conn_id) {
+            if conn.active != active {
+                self.open_connections
+                    .add(-1, &state_attrs(conn, conn.active));
+                self.open_connections.add(1, &state_attrs(conn, active));
+                conn.active = active;
+            }
+        }
+    }
+}
+
+/// The connection observer of [`Otel`].
+struct Connections {
+    shared: Arc<Shared>,
+}
+
+impl Hooks for Connections {
+    fn on_event(&self, event: &Event) {
+        let shared = &self.shared;
+        match event {
+            Event::ConnectDone(i) => {
+                let Some(id) = i.conn_id else { return };
+                let conn = Conn {
+                    active: false,
+                    attrs: conn_attrs(i.addr),
+                };
+                shared.open_connections.add(1, &state_attrs(&conn, false));
+                lock(&shared.conns).insert(id, conn);
+            }
+            Event::ConnectionClosed(i) => {
+                let Some(conn) = lock(&shared.conns).remove(&i.conn_id) else {
+                    return;
+                };
+                shared
+                    .open_connections
+                    .add(-1, &state_attrs(&conn, conn.active));
+                shared
+                    .connection_duration
+                    .record(i.lifetime.as_secs_f64(), &conn.attrs);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The hooks of one request, made by [`Otel::trace`].
+struct OtelHooks {
+    shared: Arc<Shared>,
+    state: Mutex<Req>,
+}
+
+#[derive(Default)]
+struct Req {
+    start: Option<Instant>,
+    attrs: Vec<KeyValue>,
+    status: Option<u16>,
+    error_type: Option<Cow<'static, str>>,
+    dns: Option<(Instant, String)>,
+    connects: Vec<(Option<SocketAddr>, Instant)>,
+    tls: Option<(Instant, Option<String>)>,
+    got_conn: Option<Instant>,
+    wrote_request: Option<Instant>,
+    headers: Option<Instant>,
+    span: Option<Context>,
+    ended: bool,
+}
+
+/// The wall-clock time of an `Instant` (spans take `SystemTime`s).
+fn wall(at: Instant) -> SystemTime {
+    let ago = Instant::now().saturating_duration_since(at);
+    SystemTime::now()
+        .checked_sub(ago)
+        .unwrap_or_else(SystemTime::now)
+}
+
+fn secs(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64()
+}
+
+/// OpenTelemetry's `error.type`: a low-cardinality class of the failure.
+fn error_type(event: &Event) -> Option<&'static str> {
+    let err = event.error()?;
+    if err.downcast_ref::<Canceled>().is_some() {
+        return Some("canceled");
+    }
+    Some(match event {
+        Event::DnsDone(_) => "dns",
+        Event::ConnectDone(_) => "connect",
+        Event::TlsHandshakeDone(_) => "tls",
+        Event::WroteRequest(_) | Event::ConnectionClosed(_) => "io",
+        Event::ResponseBodyDone(_) => "body",
+        _ => "_OTHER",
+    })
+}
+
+fn with_error(mut attrs: Vec<KeyValue>, error: Option<&'static str>) -> Vec<KeyValue> {
+    if let Some(e) = error {
+        attrs.push(KeyValue::new("error.type", e));
+    }
+    attrs
+}
+
+fn url_full(uri: &http::Uri, redact_query: bool) -> String {
+    let mut url = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        url.push_str(scheme);
+        url.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        url.push_str(authority.as_str().rsplit('@').next().unwrap_or(""));
+    }
+    url.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        url.push('?');
+        url.push_str(if redact_query { "REDACTED" } else { query });
+    }
+    url
+}
+
+impl OtelHooks {
+    fn phase(&self, st: &Req, name: &'static str, from: Option<Instant>, to: Instant) {
+        let (true, Some(tracer), Some(cx), Some(from)) =
+            (self.shared.phase_spans, &self.shared.tracer, &st.span, from)
+        else {
+            return;
+        };
+        let child = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(wall(from))
+            .start_with_context(tracer, cx);
+        let cx = cx.with_span(child);
+        cx.span().end_with_timestamp(wall(to));
+    }
+
+    fn start(&self, st: &mut Req, info: &crate::event::GetConnInfo) {
+        let port = i64::from(info.uri.port_u16().unwrap_or(match info.uri.scheme_str() {
+            Some("https") => 443,
+            _ => 80,
+        }));
+        let host = info.uri.host().unwrap_or("").to_owned();
+        st.start = Some(info.at);
+        st.attrs = vec![
+            KeyValue::new("http.request.method", info.method.to_string()),
+            KeyValue::new("server.address", host),
+            KeyValue::new("server.port", port),
+        ];
+        self.shared.active_requests.add(1, &st.attrs);
+        if let Some(tracer) = &self.shared.tracer {
+            let mut attrs = st.attrs.clone();
+            attrs.push(KeyValue::new(
+                "url.full",
+                url_full(&info.uri, self.shared.redact_query),
+            ));
+            let span = tracer
+                .span_builder(info.method.to_string())
+                .with_kind(SpanKind::Client)
+                .with_start_time(wall(info.at))
+                .with_attributes(attrs)
+                .start_with_context(tracer, &Context::current());
+            st.span = Some(Context::current().with_span(span));
+        }
+    }
+
+    fn end(&self, st: &mut Req, at: Instant, error: Option<&'static str>) {
+        if st.ended {
+            return;
+        }
+        st.ended = true;
+        let error: Option<Cow<'static, str>> = error.map(Cow::Borrowed).or(st.error_type.clone());
+        let mut attrs = st.attrs.clone();
+        if let Some(status) = st.status {
+            attrs.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+        }
+        if let Some(e) = &error {
+            attrs.push(KeyValue::new("error.type", e.clone()));
+        }
+        if let Some(start) = st.start {
+            self.shared.request_duration.record(secs(start, at), &attrs);
+            self.shared.active_requests.add(-1, &st.attrs);
+        }
+        if let Some(cx) = &st.span {
+            let span = cx.span();
+            if let Some(status) = st.status {
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
+            }
+            if let Some(e) = error {
+                span.set_attribute(KeyValue::new("error.type", e.clone()));
+                span.set_status(Status::error(e));
+            }
+            span.end_with_timestamp(wall(at));
+        }
+    }
+}
+
+impl Hooks for OtelHooks {
+    fn on_event(&self, event: &Event) {
+        let mut st = lock(&self.state);
+        if let Event::GetConn(info) = event {
+            self.start(&mut st, info);
+        }
+        let at = event.at();
+        if let (Some(cx), false) = (&st.span, st.ended) {
+            let mut attrs = Vec::new();
+            if let Some(e) = event.error() {
+                attrs.push(KeyValue::new("exception.message", e.to_string()));
+            }
+            cx.span()
+                .add_event_with_timestamp(event.name(), wall(at), attrs);
+        }
+        let error = error_type(event);
+        let shared = &self.shared;
+        match event {
+            Event::DnsStart(i) => st.dns = Some((at, i.host.clone())),
+            Event::DnsDone(_) => {
+                if let Some((from, host)) = st.dns.take() {
+                    let attrs = with_error(vec![KeyValue::new("dns.question.name", host)], error);
+                    shared.dns_duration.record(secs(from, at), &attrs);
+                    self.phase(&st, "dns", Some(from), at);
+                }
+            }
+            Event::ConnectStart(i) => st.connects.push((i.addr, at)),
+            Event::ConnectDone(i) => {
+                let found = st
+                    .connects
+                    .iter()
+                    .position(|(a, _)| a.is_some() && *a == i.addr)
+                    .or_else(|| st.connects.iter().position(|(a, _)| a.is_none()));
+                if let Some(found) = found {
+                    let (addr, from) = st.connects.remove(found);
+                    let attrs = with_error(conn_attrs(i.addr.or(addr)).to_vec(), error);
+                    shared.connect_duration.record(secs(from, at), &attrs);
+                    self.phase(&st, "connect", Some(from), at);
+                }
+            }
+            Event::TlsHandshakeStart(i) => st.tls = Some((at, i.server_name.clone())),
+            Event::TlsHandshakeDone(_) => {
+                if let Some((from, name)) = st.tls.take() {
+                    let name = name.unwrap_or_default();
+                    let attrs = with_error(vec![KeyValue::new("server.address", name)], error);
+                    shared.tls_duration.record(secs(from, at), &attrs);
+                    self.phase(&st, "tls", Some(from), at);
+                }
+            }
+            Event::GotConn(i) => {
+                st.got_conn = Some(at);
+                shared.set_active(i.conn_id, true);
+                if let (Some(cx), Some(peer)) = (&st.span, i.remote_addr) {
+                    cx.span().set_attribute(KeyValue::new(
+                        "network.peer.address",
+                        peer.ip().to_string(),
+                    ));
+                }
+            }
+            Event::PutIdleConn(i) => shared.set_active(i.conn_id, false),
+            Event::WroteRequest(_) => st.wrote_request = Some(at),
+            Event::GotFirstResponseByte(_) => {
+                let from = st.wrote_request.or(st.got_conn);
+                self.phase(&st, "wait", from, at);
+            }
+            Event::ResponseHeaders(i) => {
+                st.headers = Some(at);
+                st.status = Some(i.status.as_u16());
+                if i.status.is_client_error() || i.status.is_server_error() {
+                    st.error_type = Some(Cow::Owned(i.status.as_str().to_owned()));
+                }
+            }
+            Event::ResponseBodyDone(_) => {
+                self.phase(&st, "body", st.headers, at);
+                self.end(&mut st, at, error);
+            }
+            Event::RequestFailed(_) | Event::RequestCanceled(_) => {
+                let first = st.error_type.clone();
+                let error = match first {
+                    Some(Cow::Borrowed(e)) => Some(e),
+                    _ => error,
+                };
+                self.end(&mut st, at, error);
+            }
+            _ => {}
+        }
+        // the first failure on the way names a failed request
+        if let Some(e) = error {
+            if e != "canceled" && st.error_type.is_none() {
+                st.error_type = Some(Cow::Borrowed(e));
+            }
+        }
+    }
+}
+
+impl Drop for OtelHooks {
+    fn drop(&mut self) {
+        // a request dropped without its last event (it can't happen through the layer) still
+        // leaves the active count
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !st.ended && st.start.is_some() {
+            self.shared.active_requests.add(-1, &st.attrs);
+        }
+    }
+}
