@@ -47,10 +47,11 @@ enum Kind {
     Recorder,
     Timings,
     Tracing,
+    Otel,
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
+    const ALL: [Kind; 8] = [
         Kind::Bare,
         Kind::Untraced,
         Kind::Noop,
@@ -58,6 +59,7 @@ impl Kind {
         Kind::Recorder,
         Kind::Timings,
         Kind::Tracing,
+        Kind::Otel,
     ];
 
     fn name(self) -> &'static str {
@@ -69,6 +71,7 @@ impl Kind {
             Kind::Recorder => "Recorder per request",
             Kind::Timings => "record_timings(true)",
             Kind::Tracing => "TracingHooks per request, no subscriber",
+            Kind::Otel => "Otel: SDK metrics and spans, not exported",
         }
     }
 
@@ -81,6 +84,7 @@ impl Kind {
             Kind::Recorder => "recorder",
             Kind::Timings => "timings",
             Kind::Tracing => "tracing",
+            Kind::Otel => "otel",
         }
     }
 }
@@ -99,6 +103,32 @@ fn tracing_layer() -> TraceLayer {
 /// Without the `tracing` feature this variant measures the per-request factory alone.
 #[cfg(not(feature = "tracing"))]
 fn tracing_layer() -> TraceLayer {
+    TraceLayer::new().trace_factory(|| ClientTrace::new(Noop))
+}
+
+#[cfg(feature = "opentelemetry")]
+fn otel_layer() -> TraceLayer {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry::trace::TracerProvider as _;
+    let meters = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(
+            // aggregates; exports only when asked (never, here)
+            opentelemetry_sdk::metrics::PeriodicReader::builder(
+                opentelemetry_sdk::metrics::InMemoryMetricExporter::default(),
+            )
+            .with_interval(Duration::from_secs(24 * 3600))
+            .build(),
+        )
+        .build();
+    let tracers = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    httptrace::Otel::new(&meters.meter("bench"))
+        .with_tracer(tracers.tracer("bench"))
+        .layer()
+}
+
+/// Without the `opentelemetry` feature this variant measures the per-request factory alone.
+#[cfg(not(feature = "opentelemetry"))]
+fn otel_layer() -> TraceLayer {
     TraceLayer::new().trace_factory(|| ClientTrace::new(Noop))
 }
 
@@ -129,6 +159,7 @@ impl Stack {
             )),
             Kind::Timings => Stack::Timings(traced(TraceLayer::new().record_timings(true))),
             Kind::Tracing => Stack::Untraced(traced(tracing_layer())),
+            Kind::Otel => Stack::Untraced(traced(otel_layer())),
         }
     }
 
@@ -317,7 +348,7 @@ fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let seq_n = env_u64("HTTPTRACE_REQUESTS", 2000);
     let conc_n = seq_n * 2;
-    let variants: [(&str, Kind); 8] = [
+    let variants: [(&str, Kind); 9] = [
         ("bare hyper-util", Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),
         (Kind::Untraced.name(), Kind::Untraced),
@@ -326,6 +357,7 @@ fn ratios() {
         (Kind::Recorder.name(), Kind::Recorder),
         (Kind::Timings.name(), Kind::Timings),
         (Kind::Tracing.name(), Kind::Tracing),
+        (Kind::Otel.name(), Kind::Otel),
     ];
 
     let server = Server::start();

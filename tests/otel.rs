@@ -300,3 +300,90 @@ async fn a_failed_request() {
         ]
     );
 }
+
+/// Both consumers and the user's own hooks on one request: each sees every event.
+#[cfg(feature = "tracing")]
+#[tokio::test(flavor = "current_thread")]
+async fn consumers_compose_with_each_other_and_user_hooks() {
+    use httptrace::{TraceLayer, TracingHooks};
+    use std::sync::{Arc, Mutex};
+
+    // tracing: count the events the tracing consumer emits on this thread
+    #[derive(Clone, Default)]
+    struct Count(Arc<Mutex<usize>>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Count {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Has(bool);
+            impl tracing::field::Visit for Has {
+                fn record_debug(&mut self, f: &tracing::field::Field, _: &dyn std::fmt::Debug) {
+                    self.0 |= f.name() == "httptrace.event";
+                }
+            }
+            let mut has = Has(false);
+            event.record(&mut has);
+            if has.0 {
+                *self.0.lock().unwrap() += 1;
+            }
+        }
+    }
+    let count = Count::default();
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::layer::SubscriberExt::with(
+            tracing_subscriber::registry(),
+            count.clone(),
+        ));
+
+    let server = Server::start().await;
+    let spans = InMemorySpanExporter::default();
+    let tracers = SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
+    let meters = SdkMeterProvider::builder().build();
+    let otel = Otel::new(&meters.meter("test")).with_tracer(tracers.tracer("test"));
+    let user = Recorder::new();
+    // per request: the tracing consumer, then OpenTelemetry; then the client's default (user's)
+    let layer = TraceLayer::new()
+        .default_trace(user.trace())
+        .trace_factory(move || TracingHooks::new().into_trace().compose(otel.trace()));
+    let mut http = HttpConnector::new_with_resolver(TracingResolver::new(
+        StaticResolver::answering(server.addr, Duration::ZERO),
+    ));
+    http.set_nodelay(true);
+    let client = layer.layer(
+        Client::builder(TokioExecutor::new())
+            .build::<_, RequestBody<Body>>(TracingConnector::new(http)),
+    );
+
+    let own = Recorder::new();
+    get(
+        &client,
+        &format!("http://compose.test:{}/", server.addr.port()),
+        own.trace(),
+    )
+    .await;
+    let names = own.names();
+    assert_eq!(names.len(), 12, "{names:?}");
+    assert_eq!(
+        user.names(),
+        names,
+        "the client's default sees what the request's own sees"
+    );
+    assert_eq!(
+        *count.0.lock().unwrap(),
+        names.len(),
+        "the tracing consumer got every event"
+    );
+    let span = spans.get_finished_spans().unwrap();
+    assert_eq!(span.len(), 1);
+    let until_end = names.iter().position(|n| *n == "ResponseBodyDone").unwrap();
+    let events: Vec<&str> = span[0].events.iter().map(|e| e.name.as_ref()).collect();
+    assert_eq!(
+        events,
+        names[..=until_end],
+        "OpenTelemetry got every event up to the end"
+    );
+}
