@@ -7,3 +7,61 @@ pub(crate) mod recorder;
 #[cfg(feature = "tracing")]
 pub(crate) mod spans;
 pub(crate) mod timings;
+
+/// OpenTelemetry's `error.type` for an event that reports a failure: a low-cardinality class.
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+fn error_type(event: &crate::event::Event) -> Option<&'static str> {
+    use crate::event::Event;
+    let err = event.error()?;
+    if err.downcast_ref::<crate::error::Canceled>().is_some() {
+        return Some("canceled");
+    }
+    Some(match event {
+        Event::DnsDone(_) => "dns",
+        Event::ConnectDone(_) => "connect",
+        Event::TlsHandshakeDone(_) => "tls",
+        Event::WroteRequest(_) | Event::ConnectionClosed(_) => "io",
+        Event::ResponseBodyDone(_) => "body",
+        _ => "_OTHER",
+    })
+}
+
+/// `url.full` as the conventions want it: no userinfo, and the query redacted on request.
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+fn url_full(uri: &http::Uri, redact_query: bool) -> String {
+    let mut url = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        url.push_str(scheme);
+        url.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        // drop the userinfo
+        url.push_str(authority.as_str().rsplit('@').next().unwrap_or(""));
+    }
+    url.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        url.push('?');
+        url.push_str(if redact_query { "REDACTED" } else { query });
+    }
+    url
+}
+
+#[cfg(all(test, any(feature = "tracing", feature = "opentelemetry")))]
+mod tests {
+    #[test]
+    fn url_full_drops_userinfo_and_redacts_the_query() {
+        let uri: http::Uri = "http://user:pw@example.test:8080/a/b?token=x"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            super::url_full(&uri, true),
+            "http://example.test:8080/a/b?REDACTED"
+        );
+        assert_eq!(
+            super::url_full(&uri, false),
+            "http://example.test:8080/a/b?token=x"
+        );
+        let uri: http::Uri = "https://example.test/".parse().unwrap();
+        assert_eq!(super::url_full(&uri, true), "https://example.test/");
+    }
+}

@@ -10,7 +10,7 @@ use opentelemetry::metrics::{Histogram, Meter, UpDownCounter};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
-use crate::error::Canceled;
+use super::{error_type, url_full};
 use crate::event::{Event, Hooks};
 use crate::trace::ClientTrace;
 
@@ -309,44 +309,11 @@ fn secs(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64()
 }
 
-/// OpenTelemetry's `error.type`: a low-cardinality class of the failure.
-fn error_type(event: &Event) -> Option<&'static str> {
-    let err = event.error()?;
-    if err.downcast_ref::<Canceled>().is_some() {
-        return Some("canceled");
-    }
-    Some(match event {
-        Event::DnsDone(_) => "dns",
-        Event::ConnectDone(_) => "connect",
-        Event::TlsHandshakeDone(_) => "tls",
-        Event::WroteRequest(_) | Event::ConnectionClosed(_) => "io",
-        Event::ResponseBodyDone(_) => "body",
-        _ => "_OTHER",
-    })
-}
-
 fn with_error(mut attrs: Vec<KeyValue>, error: Option<&'static str>) -> Vec<KeyValue> {
     if let Some(e) = error {
         attrs.push(KeyValue::new("error.type", e));
     }
     attrs
-}
-
-fn url_full(uri: &http::Uri, redact_query: bool) -> String {
-    let mut url = String::new();
-    if let Some(scheme) = uri.scheme_str() {
-        url.push_str(scheme);
-        url.push_str("://");
-    }
-    if let Some(authority) = uri.authority() {
-        url.push_str(authority.as_str().rsplit('@').next().unwrap_or(""));
-    }
-    url.push_str(uri.path());
-    if let Some(query) = uri.query() {
-        url.push('?');
-        url.push_str(if redact_query { "REDACTED" } else { query });
-    }
-    url
 }
 
 impl OtelHooks {

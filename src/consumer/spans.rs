@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tracing::field::Empty;
 use tracing::{Level, Span};
 
-use crate::error::Canceled;
+use super::{error_type, url_full};
 use crate::event::{Event, GetConnInfo, Hooks};
 use crate::trace::ClientTrace;
 
@@ -145,22 +145,7 @@ impl TracingHooks {
     }
 
     fn url_full(&self, uri: &http::Uri) -> String {
-        let mut url = String::new();
-        if let Some(scheme) = uri.scheme_str() {
-            url.push_str(scheme);
-            url.push_str("://");
-        }
-        if let Some(authority) = uri.authority() {
-            // drop the userinfo
-            let hostport = authority.as_str().rsplit('@').next().unwrap_or("");
-            url.push_str(hostport);
-        }
-        url.push_str(uri.path());
-        if let Some(query) = uri.query() {
-            url.push('?');
-            url.push_str(if self.redact_query { "REDACTED" } else { query });
-        }
-        url
+        url_full(uri, self.redact_query)
     }
 
     fn open(&self, st: &mut State, info: &GetConnInfo) {
@@ -258,22 +243,6 @@ fn detail(event: &Event) -> Option<String> {
         Event::Redirect(i) => format!("{} hop {}", i.status, i.hop),
         Event::ConnectionClosed(i) => format!("conn #{} after {} requests", i.conn_id, i.requests),
         _ => return None,
-    })
-}
-
-/// OpenTelemetry's `error.type`: a low-cardinality class of the failure.
-fn error_type(event: &Event) -> Option<&'static str> {
-    let err = event.error()?;
-    if err.downcast_ref::<Canceled>().is_some() {
-        return Some("canceled");
-    }
-    Some(match event {
-        Event::DnsDone(_) => "dns",
-        Event::ConnectDone(_) => "connect",
-        Event::TlsHandshakeDone(_) => "tls",
-        Event::WroteRequest(_) | Event::ConnectionClosed(_) => "io",
-        Event::ResponseBodyDone(_) => "body",
-        _ => "_OTHER",
     })
 }
 
