@@ -22,44 +22,42 @@
 //!   `HTTPTRACE_ROUNDS` (default 101) rounds of `HTTPTRACE_REQUESTS` (default 200) requests per
 //!   variant, about a minute in all; `HTTPTRACE_VERBOSE=1` prints every round's µs/request.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Empty, Full};
+use http::Uri;
+use http_body_util::{BodyExt, Empty};
 use httptrace::{
     ClientTrace, Event, HttpsStack, Recorder, RequestBody, Timings, Trace, TraceLayer,
 };
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::PrivateKeyDer;
-use tower::{Layer, Service};
+use hyper_util::rt::TokioExecutor;
+use tower::Layer;
 
 #[path = "../tests/common/loopback.rs"]
 mod loopback;
+#[path = "common/ratios.rs"]
+mod ratios;
 #[path = "../tests/common/tls.rs"]
 mod tls;
 
-use loopback::{call, read_hello, request, Noop};
+use loopback::{call, client_runtime, request, send, serve_hello, Noop, Server};
+use ratios::{allowed_cpus, delta, env_u64, interleave, median, ratio, verbose};
 
 // ---------------------------------------------------------------------------------------------
 // The TLS server: its own thread and runtime, `hello` on every connection.
 
 struct TlsServer {
-    addr: SocketAddr,
+    server: Server,
     /// The connections it accepted so far.
     accepted: Arc<AtomicU64>,
     /// What a client needs to trust it (and nothing else).
     client_config: rustls::ClientConfig,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TlsServer {
@@ -69,89 +67,36 @@ impl TlsServer {
         let mut client_config = tls::client_config(&cert, rustls::DEFAULT_VERSIONS);
         // every handshake a full one
         client_config.resumption = rustls::client::Resumption::disabled();
-        let mut server = rustls::ServerConfig::builder_with_provider(tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der.clone()], PrivateKeyDer::Pkcs8(cert.key))
-            .expect("server config");
+        let mut server = tls::server_config(&cert, rustls::DEFAULT_VERSIONS);
         server.send_tls13_tickets = 0;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
 
         let accepted = Arc::new(AtomicU64::new(0));
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let counter = accepted.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("server runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                addr_tx
-                    .send(listener.local_addr().expect("addr"))
-                    .expect("send addr");
-                let accept = async {
-                    loop {
-                        let Ok((tcp, _)) = listener.accept().await else {
-                            return;
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        let _ = tcp.set_nodelay(true);
-                        let acceptor = acceptor.clone();
-                        tokio::spawn(async move {
-                            let Ok(tls) = acceptor.accept(tcp).await else {
-                                return;
-                            };
-                            let svc = hyper::service::service_fn(|_req| async {
-                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                    b"hello",
-                                ))))
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(tls), svc)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
+        let server = Server::start_with(move |tcp| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            let acceptor = acceptor.clone();
+            async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve_hello(tls).await;
                 }
-            });
+            }
         });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server address");
         TlsServer {
-            addr,
+            server,
             accepted,
             client_config,
-            stop: Some(stop),
-            thread: Some(thread),
         }
     }
 
     fn uri(&self) -> Uri {
-        format!("https://{}/", self.addr).parse().expect("uri")
+        format!("https://{}/", self.server.addr)
+            .parse()
+            .expect("uri")
     }
 
     fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -248,17 +193,6 @@ impl Stack {
     }
 }
 
-/// Sends `req` on `svc` and reads the `hello` to the end.
-async fn send<S, B>(svc: &mut S, req: Request<Empty<Bytes>>)
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    read_hello(call(svc, req).await.into_body()).await;
-}
-
 /// Checks, before anything is measured, that every stack dials and shakes hands for every
 /// request, and that the traced stack reports the handshake.
 async fn sanity(server: &TlsServer) {
@@ -320,13 +254,6 @@ async fn sequential(stack: &mut Stack, uri: &Uri, n: u64) -> Duration {
     start.elapsed()
 }
 
-fn client_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("client runtime")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Criterion.
 
@@ -353,70 +280,6 @@ fn criterion_benches(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------------
 // The interleaved ratios.
 
-/// CPU time of this process so far: the sum over its threads of `/proc/self/task/*/schedstat`
-/// (nanoseconds on CPU). `None` where that isn't readable.
-fn process_cpu() -> Option<Duration> {
-    let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
-        let Ok(stat) = std::fs::read_to_string(path) else {
-            continue;
-        }; // thread just exited
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(Duration::from_nanos(total))
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&v| v > 0)
-        .unwrap_or(default)
-}
-
-/// Per variant and round: wall and CPU µs per request.
-#[derive(Default, Clone)]
-struct Series {
-    wall: Vec<f64>,
-    cpu: Vec<f64>,
-}
-
-impl Series {
-    /// One measurement of `n` requests: their wall time, and the process CPU time since `cpu`.
-    fn push(&mut self, wall: Duration, cpu: Option<Duration>, n: u64) {
-        let cpu = process_cpu().zip(cpu).map(|(now, before)| now - before);
-        self.wall.push(wall.as_secs_f64() * 1e6 / n as f64);
-        self.cpu
-            .push(cpu.map_or(f64::NAN, |c| c.as_secs_f64() * 1e6 / n as f64));
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// Median per-round ratio to the bare run of the same round, and its min–max.
-fn ratio(x: &[f64], bare: &[f64]) -> (f64, f64, f64) {
-    let r: Vec<f64> = x.iter().zip(bare).map(|(x, b)| x / b).collect();
-    let min = r.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (median(&r), min, max)
-}
-
-/// Median per-round difference to the bare run of the same round.
-fn delta(x: &[f64], bare: &[f64]) -> f64 {
-    let d: Vec<f64> = x.iter().zip(bare).map(|(x, b)| x - b).collect();
-    median(&d)
-}
-
 fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 101);
     let n = env_u64("HTTPTRACE_REQUESTS", 200);
@@ -431,15 +294,7 @@ fn ratios() {
     let server = TlsServer::start();
     let uri = server.uri();
     let rt = client_runtime();
-    let cpus = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Cpus_allowed_list:")
-                    .map(|v| v.trim().to_owned())
-            })
-        })
-        .unwrap_or_else(|| "?".into());
+    let cpus = allowed_cpus();
 
     let series = rt.block_on(async {
         sanity(&server).await;
@@ -450,19 +305,13 @@ fn ratios() {
         for stack in &mut stacks {
             sequential(stack, &uri, 50).await;
         }
-        // the rounds interleave the variants: A B C ... A B C ...
-        let mut series = vec![Series::default(); variants.len()];
-        for _ in 0..rounds {
-            for (i, stack) in stacks.iter_mut().enumerate() {
-                let cpu = process_cpu();
-                let wall = sequential(stack, &uri, n).await;
-                series[i].push(wall, cpu, n);
-            }
-        }
-        if std::env::var_os("HTTPTRACE_VERBOSE").is_some() {
+        let series = interleave(&mut stacks, rounds, n, async |stack, n| {
+            sequential(stack, &uri, n).await
+        })
+        .await;
+        if verbose() {
             for (s, (name, _)) in series.iter().zip(&variants) {
-                let rounds: Vec<String> = s.wall.iter().map(|w| format!("{w:.1}")).collect();
-                eprintln!("{name:<30} µs/req by round: {}", rounds.join(" "));
+                eprintln!("{name:<30} µs/req by round: {}", s.rounds(1));
             }
         }
         series
@@ -481,19 +330,19 @@ fn ratios() {
     println!("|---|---|---|---|---|---|");
     let bare = &series[0];
     for (s, (name, _)) in series.iter().zip(&variants) {
-        let (r, min, max) = ratio(&s.wall, &bare.wall);
-        let (cr, cmin, cmax) = ratio(&s.cpu, &bare.cpu);
         println!(
-            "| {name} | {:.1} | {r:.3} [{min:.3}–{max:.3}] | {:+.1} | {:.1} | {cr:.3} [{cmin:.3}–{cmax:.3}] |",
+            "| {name} | {:.1} | {} | {:+.1} | {:.1} | {} |",
             median(&s.wall),
+            ratio(&s.wall, &bare.wall),
             delta(&s.wall, &bare.wall),
             median(&s.cpu),
+            ratio(&s.cpu, &bare.cpu),
         );
     }
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--ratios") || std::env::var_os("HTTPTRACE_RATIOS").is_some() {
+    if ratios::requested() {
         ratios();
         return;
     }

@@ -19,13 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
-use http::{Request, Response, Uri};
-use http_body_util::{BodyExt, Empty};
+use http::Uri;
+use http_body_util::BodyExt;
 use httptrace::{ClientTrace, Recorder, Timings, TraceLayer};
 use hyper_util::client::legacy::connect::HttpConnector;
-use tower::Service;
 
 /// Requests in flight in the concurrent case.
 const CONCURRENCY: u64 = 64;
@@ -36,7 +34,12 @@ const CONCURRENCY: u64 = 64;
 #[path = "../tests/common/loopback.rs"]
 mod loopback;
 
-use loopback::{bare, call, read_hello, request, Bare, Noop, Server, Traced};
+use loopback::{bare, call, client_runtime, request, send, Bare, Noop, Server, Traced};
+
+#[path = "common/ratios.rs"]
+mod ratios;
+
+use ratios::{allowed_cpus, env_u64, interleave, median, ratio, verbose};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -181,17 +184,6 @@ impl Stack {
     }
 }
 
-/// Sends `req` on `svc` and reads the `hello` to the end.
-async fn send<S, B>(svc: &mut S, req: Request<Empty<Bytes>>)
-where
-    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
-    S::Error: std::fmt::Debug,
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::fmt::Debug,
-{
-    read_hello(call(svc, req).await.into_body()).await;
-}
-
 /// Checks that each traced variant really traces, before anything is measured.
 async fn sanity(uri: &Uri) {
     let rec = Recorder::new();
@@ -240,13 +232,6 @@ async fn concurrent(stack: &Stack, uri: &Uri, n: u64) -> Duration {
     start.elapsed()
 }
 
-fn client_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("client runtime")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Criterion.
 
@@ -286,64 +271,6 @@ fn criterion_benches(c: &mut Criterion) {
 // ---------------------------------------------------------------------------------------------
 // The interleaved ratios.
 
-/// CPU time of this process so far: the sum over its threads of `/proc/self/task/*/schedstat`
-/// (nanoseconds on CPU). `None` where that isn't readable.
-fn process_cpu() -> Option<Duration> {
-    let mut total = 0u64;
-    for task in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = task.ok()?.path().join("schedstat");
-        let Ok(stat) = std::fs::read_to_string(path) else {
-            continue;
-        }; // thread just exited
-        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
-    }
-    Some(Duration::from_nanos(total))
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&v| v > 0)
-        .unwrap_or(default)
-}
-
-/// Per variant and round: wall and CPU µs per request.
-#[derive(Default, Clone)]
-struct Series {
-    wall: Vec<f64>,
-    cpu: Vec<f64>,
-}
-
-impl Series {
-    /// One measurement of `n` requests: their wall time, and the process CPU time since `cpu`.
-    fn push(&mut self, wall: Duration, cpu: Option<Duration>, n: u64) {
-        let cpu = process_cpu().zip(cpu).map(|(now, before)| now - before);
-        self.wall.push(wall.as_secs_f64() * 1e6 / n as f64);
-        self.cpu
-            .push(cpu.map_or(f64::NAN, |c| c.as_secs_f64() * 1e6 / n as f64));
-    }
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// Median per-round ratio to the bare run of the same round, and its min–max.
-fn ratio(s: &Series, bare: &Series) -> (f64, f64, f64) {
-    let r: Vec<f64> = s.wall.iter().zip(&bare.wall).map(|(x, b)| x / b).collect();
-    let min = r.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (median(&r), min, max)
-}
-
 fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let seq_n = env_u64("HTTPTRACE_REQUESTS", 2000);
@@ -363,54 +290,34 @@ fn ratios() {
     let server = Server::start();
     let uri = server.uri();
     let rt = client_runtime();
-    let cpus = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("Cpus_allowed_list:")
-                    .map(|v| v.trim().to_owned())
-            })
-        })
-        .unwrap_or_else(|| "?".into());
+    let cpus = allowed_cpus();
 
     let (seq, conc) = rt.block_on(async {
         sanity(&uri).await;
         // separate clients for the two cases: the sequential one keeps a single connection
         let mut seq_stacks: Vec<Stack> = variants.iter().map(|(_, k)| Stack::new(*k)).collect();
-        let conc_stacks: Vec<Stack> = variants.iter().map(|(_, k)| Stack::new(*k)).collect();
+        let mut conc_stacks: Vec<Stack> = variants.iter().map(|(_, k)| Stack::new(*k)).collect();
         // the sequential rounds, then the concurrent ones; each case's rounds interleave the
         // variants: A B C ... A B C ...
         for stack in &mut seq_stacks {
             sequential(stack, &uri, 500).await;
         }
-        let mut seq = vec![Series::default(); variants.len()];
-        for _ in 0..rounds {
-            for (i, stack) in seq_stacks.iter_mut().enumerate() {
-                let cpu = process_cpu();
-                let wall = sequential(stack, &uri, seq_n).await;
-                seq[i].push(wall, cpu, seq_n);
-            }
-        }
+        let seq = interleave(&mut seq_stacks, rounds, seq_n, async |stack, n| {
+            sequential(stack, &uri, n).await
+        })
+        .await;
         for stack in &conc_stacks {
             // opens the connections, and warms up again after the sequential phase
             concurrent(stack, &uri, CONCURRENCY * 40).await;
         }
-        let mut conc = vec![Series::default(); variants.len()];
-        for _ in 0..rounds {
-            for (i, stack) in conc_stacks.iter().enumerate() {
-                let cpu = process_cpu();
-                let wall = concurrent(stack, &uri, conc_n).await;
-                conc[i].push(wall, cpu, conc_n);
-            }
-        }
-        if std::env::var_os("HTTPTRACE_VERBOSE").is_some() {
+        let conc = interleave(&mut conc_stacks, rounds, conc_n, async |stack, n| {
+            concurrent(stack, &uri, n).await
+        })
+        .await;
+        if verbose() {
             for (case, series) in [("sequential", &seq), ("concurrent", &conc)] {
                 for (s, (name, _)) in series.iter().zip(&variants) {
-                    let rounds: Vec<String> = s.wall.iter().map(|w| format!("{w:.2}")).collect();
-                    eprintln!(
-                        "{case:<10} {name:<26} µs/req by round: {}",
-                        rounds.join(" ")
-                    );
+                    eprintln!("{case:<10} {name:<26} µs/req by round: {}", s.rounds(2));
                 }
             }
         }
@@ -429,13 +336,13 @@ fn ratios() {
     );
     println!("|---|---|---|---|---|---|---|");
     for (i, (name, _)) in variants.iter().enumerate() {
-        let (sr, smin, smax) = ratio(&seq[i], &seq[0]);
-        let (cr, cmin, cmax) = ratio(&conc[i], &conc[0]);
         println!(
-            "| {name} | {:.2} | {sr:.3} [{smin:.3}–{smax:.3}] | {:.2} | {:.2} | {cr:.3} [{cmin:.3}–{cmax:.3}] | {:.2} |",
+            "| {name} | {:.2} | {} | {:.2} | {:.2} | {} | {:.2} |",
             median(&seq[i].wall),
+            ratio(&seq[i].wall, &seq[0].wall),
             median(&seq[i].cpu),
             median(&conc[i].wall),
+            ratio(&conc[i].wall, &conc[0].wall),
             median(&conc[i].cpu),
         );
     }
@@ -460,7 +367,7 @@ fn profile(id: &str) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--ratios") || std::env::var_os("HTTPTRACE_RATIOS").is_some() {
+    if ratios::requested() {
         ratios();
         return;
     }

@@ -18,20 +18,8 @@ const CONCURRENCY: usize = 48;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_each_get_their_own_events() {
     let (server, client) = server_and_client().await;
-    let cfg = LoadConfig {
-        requests: REQUESTS,
-        concurrency: CONCURRENCY,
-        max_delay_ms: 3,
-        close_one_in: 20,
-        time_limit: Duration::from_secs(60),
-        mix_logs_one_in: 0,
-    };
+    let cfg = LoadConfig::jittered(REQUESTS, CONCURRENCY, Duration::from_secs(60));
     let report = run_load(&client, &server, &cfg, |_| {}).await;
     println!("{report}");
-    assert_eq!(report.violations.total(), 0, "{report}");
-    assert_eq!(report.requests, REQUESTS);
-    assert_eq!(
-        report.fresh + report.reused + report.served_by_other_dial,
-        REQUESTS
-    );
+    report.assert_clean(REQUESTS);
 }

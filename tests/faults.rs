@@ -80,6 +80,20 @@ fn reset(s: TcpStream) {
     drop(s);
 }
 
+/// A raw server that, on every connection, reads the request head, writes `partial` (the start
+/// of a response, or nothing) and resets the connection.
+async fn resetting_server(partial: &'static [u8]) -> SocketAddr {
+    let (addr, _) = raw_server(move |_, mut s| async move {
+        read_head(&mut s).await;
+        if !partial.is_empty() {
+            let _ = s.write_all(partial).await;
+        }
+        reset(s);
+    })
+    .await;
+    addr
+}
+
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
 
 /// A listener on loopback whose accept queue is full: new connects get no answer.
@@ -134,6 +148,13 @@ async fn then_serves(client: &impl SendTraced, url: &str, expected: &[&str]) {
     let events = next.events();
     assert_eq!(names(&events), expected, "the next request");
     assert_paired(&events);
+}
+
+/// The same client serves a next request, to a new loopback server, with exactly the `expected`
+/// sequence.
+async fn then_a_new_server_serves(client: &impl SendTraced, expected: &[&str]) {
+    let server = Server::start().await;
+    then_serves(client, &server.url("/"), expected).await;
 }
 
 /// The kinds of the `io::Error`s in `err`'s chain.
@@ -267,11 +288,7 @@ async fn connect_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_before_the_response() {
-    let (addr, _) = raw_server(|_, mut s| async move {
-        read_head(&mut s).await;
-        reset(s);
-    })
-    .await;
+    let addr = resetting_server(b"").await;
     let client = client();
     let sent = send(&client, &format!("http://{addr}/")).await;
     let events = &sent.events;
@@ -285,18 +302,12 @@ async fn reset_before_the_response() {
     let err = sent.error.expect("the client fails");
     assert_eq!(io_kinds(&err), [ErrorKind::ConnectionReset]);
     assert_paired(events);
-    let server = Server::start().await;
-    then_serves(&client, &server.url("/"), FRESH).await;
+    then_a_new_server_serves(&client, FRESH).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_in_the_middle_of_the_head() {
-    let (addr, _) = raw_server(|_, mut s| async move {
-        read_head(&mut s).await;
-        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-le").await;
-        reset(s);
-    })
-    .await;
+    let addr = resetting_server(b"HTTP/1.1 200 OK\r\ncontent-le").await;
     let client = client();
     let sent = send(&client, &format!("http://{addr}/")).await;
     let events = &sent.events;
@@ -311,20 +322,12 @@ async fn reset_in_the_middle_of_the_head() {
     let err = sent.error.expect("the client fails");
     assert_eq!(io_kinds(&err), [ErrorKind::ConnectionReset]);
     assert_paired(events);
-    let server = Server::start().await;
-    then_serves(&client, &server.url("/"), FRESH).await;
+    then_a_new_server_serves(&client, FRESH).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_in_the_middle_of_the_body() {
-    let (addr, _) = raw_server(|_, mut s| async move {
-        read_head(&mut s).await;
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789")
-            .await;
-        reset(s);
-    })
-    .await;
+    let addr = resetting_server(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789").await;
     let client = client();
     let sent = send(&client, &format!("http://{addr}/")).await;
     let events = &sent.events;
@@ -352,8 +355,7 @@ async fn reset_in_the_middle_of_the_body() {
     assert_eq!(err.to_string(), "error reading a body from connection");
     assert_eq!(io_kinds(&err), [ErrorKind::ConnectionReset]);
     assert_paired(events);
-    let server = Server::start().await;
-    then_serves(&client, &server.url("/"), FRESH).await;
+    then_a_new_server_serves(&client, FRESH).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -557,8 +559,7 @@ async fn dropped_during_the_connect() {
     let canceled = error_of(&events, "RequestCanceled").downcast_ref::<Canceled>();
     assert_eq!(canceled.map(Canceled::what), Some("request"));
     assert_paired(&events);
-    let server = Server::start().await;
-    then_serves(&client, &server.url("/"), FRESH).await;
+    then_a_new_server_serves(&client, FRESH).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -700,14 +701,8 @@ async fn nothing_outlives_the_requests_nor_the_client() {
 
     // faults: a reset in the body, a caller giving up on the head, during the connect, during
     // the lookup, a reset before the response
-    let (reset_addr, _) = raw_server(|_, mut s| async move {
-        read_head(&mut s).await;
-        let _ = s
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789")
-            .await;
-        reset(s);
-    })
-    .await;
+    let reset_addr =
+        resetting_server(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789").await;
     let rec = Recorder::new();
     let res = client
         .clone()
@@ -745,11 +740,7 @@ async fn nothing_outlives_the_requests_nor_the_client() {
     )
     .await;
 
-    let (rst_addr, _) = raw_server(|_, mut s| async move {
-        read_head(&mut s).await;
-        reset(s);
-    })
-    .await;
+    let rst_addr = resetting_server(b"").await;
     let rec = Recorder::new();
     assert!(client
         .clone()

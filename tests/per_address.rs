@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use http_body_util::BodyExt;
 use httptrace::{
     Canceled, ConnectDoneInfo, ConnectStartInfo, Event, PerAddressConnector, Recorder, RequestBody,
     TraceLayer, TracingConnector,
@@ -65,12 +64,7 @@ async fn a_dead_address_then_a_live_one() {
     let client = per_address_client(vec![dead, server.addr], Duration::from_millis(300));
     let rec = Recorder::new();
     let url = format!("http://multi.test:{port}/");
-    let res = client
-        .clone()
-        .oneshot(traced(&url, rec.trace()))
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get(&client, &url, rec.trace()).await;
     let events = rec.events();
     assert_eq!(
         names(&events),
@@ -170,12 +164,7 @@ async fn a_slow_address_races_the_next_after_the_delay() {
     let rec = Recorder::new();
     let url = format!("http://race.test:{}/", server.addr.port());
     let started = Instant::now();
-    let res = client
-        .clone()
-        .oneshot(traced(&url, rec.trace()))
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get(&client, &url, rec.trace()).await;
     assert!(started.elapsed() < Duration::from_secs(2));
     let events = rec.events();
     let connects: Vec<_> = events

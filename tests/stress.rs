@@ -20,22 +20,10 @@ const CONCURRENCY: usize = 256;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_requests_each_get_their_own_events() {
     let (server, client) = server_and_client().await;
-    let cfg = LoadConfig {
-        requests: REQUESTS,
-        concurrency: CONCURRENCY,
-        max_delay_ms: 3,
-        close_one_in: 20,
-        time_limit: Duration::from_secs(50),
-        mix_logs_one_in: 0,
-    };
+    let cfg = LoadConfig::jittered(REQUESTS, CONCURRENCY, Duration::from_secs(50));
     let report = run_load(&client, &server, &cfg, |_| {}).await;
     println!("{report}");
-    assert_eq!(report.violations.total(), 0, "{report}");
-    assert_eq!(report.requests, REQUESTS);
-    assert_eq!(
-        report.fresh + report.reused + report.served_by_other_dial,
-        REQUESTS
-    );
+    report.assert_clean(REQUESTS);
     // the run did what it says: connections came and went, many exchanges reused them
     assert!(report.closes > REQUESTS / 40, "{report}");
     assert!(report.server_conns > report.closes, "{report}");
@@ -49,12 +37,8 @@ async fn twenty_thousand_requests_each_get_their_own_events() {
 async fn the_checks_catch_events_of_another_request() {
     let (server, client) = server_and_client().await;
     let cfg = LoadConfig {
-        requests: 500,
-        concurrency: 32,
-        max_delay_ms: 3,
-        close_one_in: 20,
-        time_limit: Duration::from_secs(50),
         mix_logs_one_in: 50,
+        ..LoadConfig::jittered(500, 32, Duration::from_secs(50))
     };
     let report = run_load(&client, &server, &cfg, |_| {}).await;
     println!("{report}");

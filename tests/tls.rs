@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use http_body_util::BodyExt;
 use httptrace::{
     Canceled, Event, HttpsStack, PerAddressConnector, Recorder, RequestBody, Rustls, TraceLayer,
     TracingConnector, TracingTransport,
@@ -72,6 +71,12 @@ fn tls_done(events: &[Event]) -> httptrace::TlsHandshakeDoneInfo {
         .expect("TLSHandshakeDone")
 }
 
+/// The rustls error the handshake failed with.
+fn handshake_error(events: &[Event]) -> rustls::Error {
+    let error = tls_done(events).error.expect("a failed handshake");
+    rustls_error(error.get_ref()).expect("a rustls error")
+}
+
 /// The rustls error somewhere in `err`'s chain.
 fn rustls_error(err: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
     causes(err)
@@ -87,17 +92,12 @@ async fn fresh_tls_connection_then_reused() {
     let url = format!("https://tls.test:{}/", addr.port());
 
     let rec = Recorder::new();
-    let res = client
-        .clone()
-        .oneshot(traced(&url, rec.trace()))
-        .await
-        .unwrap();
-    let timings = res
-        .extensions()
+    let parts = get(&client, &url, rec.trace()).await;
+    let timings = parts
+        .extensions
         .get::<httptrace::Timings>()
         .cloned()
         .unwrap();
-    res.into_body().collect().await.unwrap();
     let events = rec.events();
     let mut expected = HANDSHAKE.to_vec();
     expected.extend([
@@ -144,12 +144,7 @@ async fn fresh_tls_connection_then_reused() {
 
     tokio::time::sleep(Duration::from_millis(20)).await;
     let again = Recorder::new();
-    let res = client
-        .clone()
-        .oneshot(traced(&url, again.trace()))
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get(&client, &url, again.trace()).await;
     assert_eq!(
         names(&again.events()),
         [
@@ -167,15 +162,17 @@ async fn fresh_tls_connection_then_reused() {
     assert_paired(&events);
 }
 
-/// Sends one request that must fail in the handshake; returns its events and the client error.
+/// Sends one request to `tls.test` on a server of `mode` presenting `cert`, from a client with
+/// `config`, that must fail in the handshake; returns its events and the client error.
 async fn failing(
+    cert: &Cert,
+    mode: Mode,
     config: rustls::ClientConfig,
-    addr: SocketAddr,
-    host: &str,
 ) -> (Vec<Event>, hyper_util::client::legacy::Error) {
+    let addr = tls_server(cert, mode).await;
     let client = tls_client(config, addr);
     let rec = Recorder::new();
-    let url = format!("https://{host}:{}/", addr.port());
+    let url = format!("https://tls.test:{}/", addr.port());
     let err = client
         .clone()
         .oneshot(traced(&url, rec.trace()))
@@ -194,15 +191,13 @@ async fn failing(
 async fn untrusted_certificate() {
     let cert = cert_for(&["tls.test"]);
     let other = cert_for(&["tls.test"]);
-    let addr = tls_server(&cert, Mode::Serve).await;
     let (events, err) = failing(
+        &cert,
+        Mode::Serve,
         client_config(&other, rustls::DEFAULT_VERSIONS),
-        addr,
-        "tls.test",
     )
     .await;
-    let done = tls_done(&events);
-    let cause = rustls_error(done.error.as_ref().unwrap().get_ref()).expect("a rustls error");
+    let cause = handshake_error(&events);
     assert!(
         matches!(
             cause,
@@ -229,14 +224,13 @@ async fn untrusted_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn name_mismatch() {
     let cert = cert_for(&["other.test"]);
-    let addr = tls_server(&cert, Mode::Serve).await;
     let (events, _) = failing(
+        &cert,
+        Mode::Serve,
         client_config(&cert, rustls::DEFAULT_VERSIONS),
-        addr,
-        "tls.test",
     )
     .await;
-    let cause = rustls_error(tls_done(&events).error.unwrap().get_ref()).unwrap();
+    let cause = handshake_error(&events);
     assert!(
         matches!(
             cause,
@@ -252,14 +246,13 @@ async fn name_mismatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_mismatch() {
     let cert = cert_for(&["tls.test"]);
-    let addr = tls_server(&cert, Mode::Tls12Only).await;
     let (events, _) = failing(
+        &cert,
+        Mode::Tls12Only,
         client_config(&cert, &[&rustls::version::TLS13]),
-        addr,
-        "tls.test",
     )
     .await;
-    let cause = rustls_error(tls_done(&events).error.unwrap().get_ref()).unwrap();
+    let cause = handshake_error(&events);
     assert!(
         matches!(
             cause,
@@ -272,11 +265,10 @@ async fn protocol_mismatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_cut_off() {
     let cert = cert_for(&["tls.test"]);
-    let addr = tls_server(&cert, Mode::Hangup).await;
     let (events, _) = failing(
+        &cert,
+        Mode::Hangup,
         client_config(&cert, rustls::DEFAULT_VERSIONS),
-        addr,
-        "tls.test",
     )
     .await;
     let err = tls_done(&events).error.unwrap();

@@ -1,9 +1,10 @@
 //! A loopback server on a thread and runtime of its own, answering `hello` on every connection,
-//! and the bare and traced client stacks sent to it: shared by `tests/alloc.rs` and
-//! `benches/overhead.rs` (each includes this file with `#[path]`).
+//! and the bare and traced client stacks sent to it: shared by `tests/alloc.rs`,
+//! `benches/overhead.rs` and `benches/handshake.rs` (each includes this file with `#[path]`).
 #![allow(dead_code)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::time::Duration;
@@ -15,6 +16,8 @@ use httptrace::{Hooks, RequestBody, Trace, TraceLayer, TracingConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tower::{Layer, Service, ServiceExt};
 
 pub struct Server {
@@ -24,7 +27,18 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server answering `hello` on every connection.
     pub fn start() -> Server {
+        Server::start_with(serve_hello)
+    }
+
+    /// A server that runs `connection` on every connection it accepts (Nagle off), on a task of
+    /// its own.
+    pub fn start_with<F, Fut>(mut connection: F) -> Server
+    where
+        F: FnMut(TcpStream) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -45,16 +59,7 @@ impl Server {
                             return;
                         };
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(async move {
-                            let svc = hyper::service::service_fn(|_req| async {
-                                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                    b"hello",
-                                ))))
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), svc)
-                                .await;
-                        });
+                        tokio::spawn(connection(stream));
                     }
                 };
                 tokio::select! {
@@ -87,6 +92,27 @@ impl Drop for Server {
             let _ = thread.join();
         }
     }
+}
+
+/// Serves HTTP/1 on `io`, answering `hello` to every request.
+pub async fn serve_hello<I>(io: I)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(|_req| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
+/// A current-thread runtime for the client.
+pub fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime")
 }
 
 pub type Bare = Client<HttpConnector, Empty<Bytes>>;
@@ -129,6 +155,17 @@ where
         .call(req)
         .await
         .expect("response")
+}
+
+/// Sends `req` on `svc` and reads the `hello` to the end.
+pub async fn send<S, B>(svc: &mut S, req: Request<Empty<Bytes>>)
+where
+    S: Service<Request<Empty<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    read_hello(call(svc, req).await.into_body()).await;
 }
 
 /// Reads the server's `hello` to the end, frame by frame.

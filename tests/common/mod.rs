@@ -27,6 +27,9 @@ use tower::{Layer, ServiceExt};
 
 pub type Body = Full<Bytes>;
 
+/// What the test resolvers here return: a boxed lookup.
+pub type Lookup<T, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, E>> + Send>>;
+
 /// A resolver for tests: answers every name with fixed addresses (or an error), never asking
 /// the system.
 #[derive(Clone)]
@@ -48,9 +51,7 @@ impl StaticResolver {
 impl tower::Service<Name> for StaticResolver {
     type Response = std::vec::IntoIter<SocketAddr>;
     type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future = Lookup<Self::Response, Self::Error>;
 
     fn poll_ready(
         &mut self,
@@ -327,50 +328,11 @@ pub const REUSED: &[&str] = &[
 ];
 
 /// Checks that every Start has exactly one Done after it, and that the request ends once.
+#[track_caller]
 pub fn assert_paired(events: &[Event]) {
-    let count = |n: &str| events.iter().filter(|e| e.name() == n).count();
-    for (start, done) in [
-        ("DNSStart", "DNSDone"),
-        ("TLSHandshakeStart", "TLSHandshakeDone"),
-    ] {
-        let mut open = 0i32;
-        for e in events {
-            if e.name() == start {
-                open += 1;
-                assert_eq!(open, 1, "nested {start} in {:?}", names(events));
-            } else if e.name() == done {
-                open -= 1;
-                assert_eq!(open, 0, "{done} without {start} in {:?}", names(events));
-            }
-        }
-        assert_eq!(open, 0, "{start} without {done} in {:?}", names(events));
+    if let Some(problem) = unpaired(events) {
+        panic!("{problem}");
     }
-    // connects pair by address (attempts may overlap); a Start that didn't know its address
-    // pairs with the next Done
-    let mut open: Vec<Option<SocketAddr>> = Vec::new();
-    for e in events {
-        match e {
-            Event::ConnectStart(s) => open.push(s.addr),
-            Event::ConnectDone(d) => {
-                let at = open
-                    .iter()
-                    .position(|a| a.is_some() && *a == d.addr)
-                    .or_else(|| open.iter().position(Option::is_none))
-                    .unwrap_or_else(|| {
-                        panic!("ConnectDone without its Start in {:?}", names(events))
-                    });
-                open.remove(at);
-            }
-            _ => {}
-        }
-    }
-    assert!(
-        open.is_empty(),
-        "ConnectStart without Done in {:?}",
-        names(events)
-    );
-    let ends = count("ResponseBodyDone") + count("RequestFailed") + count("RequestCanceled");
-    assert_eq!(ends, 1, "request must end once: {:?}", names(events));
 }
 
 /// An error and its causes, descending into `io::Error`s and httptrace's `SharedError`s (whose
@@ -454,6 +416,21 @@ pub struct LoadConfig {
     pub mix_logs_one_in: u64,
 }
 
+impl LoadConfig {
+    /// `requests` GETs, `concurrency` at a time, within `time_limit`: server delays of 0..=3 ms,
+    /// one request in 20 asking the server to close its connection, no sabotage.
+    pub fn jittered(requests: u64, concurrency: usize, time_limit: Duration) -> LoadConfig {
+        LoadConfig {
+            requests,
+            concurrency,
+            max_delay_ms: 3,
+            close_one_in: 20,
+            time_limit,
+            mix_logs_one_in: 0,
+        }
+    }
+}
+
 /// What went wrong, by kind; `first` keeps the first messages.
 #[derive(Debug, Default, Clone)]
 pub struct Violations {
@@ -518,6 +495,20 @@ pub struct LoadReport {
     pub connection_closed_events: u64,
     pub elapsed: Duration,
     pub violations: Violations,
+}
+
+impl LoadReport {
+    /// Checks a run of `requests` that nothing sabotaged: no violation, every request done, and
+    /// each on a fresh connection, a reused one, or one another request dialled.
+    #[track_caller]
+    pub fn assert_clean(&self, requests: u64) {
+        assert_eq!(self.violations.total(), 0, "{self}");
+        assert_eq!(self.requests, requests);
+        assert_eq!(
+            self.fresh + self.reused + self.served_by_other_dial,
+            requests
+        );
+    }
 }
 
 impl std::fmt::Display for LoadReport {
@@ -1017,7 +1008,7 @@ where
     checker.finish(server_conns, started).await
 }
 
-/// `assert_paired`'s checks, reported instead of asserted.
+/// What [`assert_paired`] checks: the first problem, if any.
 pub fn unpaired(events: &[Event]) -> Option<String> {
     let all = || names(events);
     for (start, done) in [
@@ -1194,9 +1185,7 @@ where
 {
     type Response = R::Response;
     type Error = R::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future = Lookup<Self::Response, Self::Error>;
 
     fn poll_ready(
         &mut self,

@@ -43,20 +43,11 @@ pub enum Mode {
 }
 
 pub async fn tls_server(cert: &Cert, mode: Mode) -> SocketAddr {
-    let versions: &[&rustls::SupportedProtocolVersion] = match mode {
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match mode {
         Mode::Tls12Only => &[&rustls::version::TLS12],
         _ => &[&rustls::version::TLS13, &rustls::version::TLS12],
     };
-    let config = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der.clone()],
-            PrivateKeyDer::Pkcs8(cert.key.clone_key()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(cert, versions)));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -88,6 +79,22 @@ pub async fn tls_server(cert: &Cert, mode: Mode) -> SocketAddr {
         }
     });
     addr
+}
+
+/// A server config presenting `cert`, for `versions`.
+pub fn server_config(
+    cert: &Cert,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ServerConfig {
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der.clone()],
+            PrivateKeyDer::Pkcs8(cert.key.clone_key()),
+        )
+        .unwrap()
 }
 
 pub fn client_config(
