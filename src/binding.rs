@@ -35,7 +35,7 @@
 //!    first. A request ends with exactly one of `ResponseBodyDone`, `RequestFailed` or
 //!    `RequestCanceled`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -59,8 +59,6 @@ pub(crate) struct RequestCtx {
     start: Instant,
     /// The request body has been fully handed to hyper.
     body_done: AtomicBool,
-    /// Nanoseconds after `start` of the last response bytes read for this exchange (0: none).
-    last_read: AtomicU64,
     /// The connection reported EOF or an error while serving this request.
     conn_broken: AtomicBool,
     state: Mutex<ReqState>,
@@ -76,6 +74,8 @@ struct ReqState {
     finished: bool,
     /// The last connection this request's own dial made: (id, local address, when).
     dialled: Option<(u64, Option<SocketAddr>, Instant)>,
+    /// When the last response bytes of this request's exchange were read.
+    last_read: Option<Instant>,
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -91,7 +91,6 @@ impl RequestCtx {
             trace,
             start: Instant::now(),
             body_done: AtomicBool::new(false),
-            last_read: AtomicU64::new(0),
             conn_broken: AtomicBool::new(false),
             state: Mutex::new(ReqState::default()),
         })
@@ -103,10 +102,23 @@ impl RequestCtx {
     }
 
     /// Delivers one event to the request's hooks (invariant 2).
+    // inlined, the event is built and dropped where its variant is known: most variants have
+    // nothing to drop
+    #[inline]
     pub(crate) fn emit(&self, event: Event) {
+        self.deliver(&event);
+    }
+
+    fn deliver(&self, event: &Event) {
         let mut st = self.lock();
-        self.note(&mut st, &event);
-        self.trace.emit(&event);
+        self.deliver_locked(&mut st, event);
+    }
+
+    /// Delivers an event with the request's lock held.
+    #[inline]
+    fn deliver_locked(&self, st: &mut ReqState, event: &Event) {
+        Self::note(st, event);
+        self.trace.emit(event);
     }
 
     /// Delivers an event that only concerns a request still in progress: nothing once it ended.
@@ -115,52 +127,60 @@ impl RequestCtx {
         if st.finished {
             return;
         }
-        self.note(&mut st, &event);
-        self.trace.emit(&event);
+        self.deliver_locked(&mut st, &event);
     }
 
     /// Emits a terminal event, unless one was emitted already.
+    #[inline]
     pub(crate) fn finish(&self, event: Event) {
+        self.deliver_final(&event);
+    }
+
+    fn deliver_final(&self, event: &Event) {
         let mut st = self.lock();
         if st.finished {
             return;
         }
         st.finished = true;
-        self.note(&mut st, &event);
-        self.trace.emit(&event);
+        self.deliver_locked(&mut st, event);
     }
 
-    fn note(&self, st: &mut ReqState, event: &Event) {
-        match event {
-            Event::DnsDone(DnsDoneInfo { error: Some(e), .. })
-            | Event::ConnectDone(ConnectDoneInfo { error: Some(e), .. })
-            | Event::TlsHandshakeDone(TlsHandshakeDoneInfo { error: Some(e), .. })
-            | Event::WroteRequest(WroteRequestInfo { error: Some(e), .. })
-            | Event::ConnectionClosed(ConnectionClosedInfo { error: Some(e), .. }) => {
-                // the last failure is the cause; a cancellation (an attempt that lost the race,
-                // a dropped lookup) only when nothing else failed
-                let canceled = e.get_ref().downcast_ref::<Canceled>().is_some();
-                if !canceled || st.cause.is_none() {
-                    st.cause = Some(e.clone());
-                }
+    /// What the request keeps of an event: the connection it got, the one it dialled, the cause
+    /// of its failure.
+    #[inline]
+    fn note(st: &mut ReqState, event: &Event) {
+        let error = match event {
+            Event::GotConn(info) => {
+                // a new exchange: it read nothing yet
+                st.conn_id = Some(info.conn_id);
+                st.last_read = None;
+                return;
             }
-            Event::GotConn(info) => st.conn_id = Some(info.conn_id),
-            Event::ConnectDone(ConnectDoneInfo {
-                conn_id: Some(id),
-                local_addr,
-                at,
-                ..
-            }) => st.dialled = Some((*id, *local_addr, *at)),
-            _ => {}
+            Event::ConnectDone(info) => match (&info.error, info.conn_id) {
+                (None, Some(id)) => {
+                    st.dialled = Some((id, info.local_addr, info.at));
+                    return;
+                }
+                (error, _) => error,
+            },
+            Event::DnsDone(DnsDoneInfo { error, .. })
+            | Event::TlsHandshakeDone(TlsHandshakeDoneInfo { error, .. })
+            | Event::WroteRequest(WroteRequestInfo { error, .. })
+            | Event::ConnectionClosed(ConnectionClosedInfo { error, .. }) => error,
+            _ => return,
+        };
+        if let Some(e) = error {
+            // the last failure is the cause; a cancellation (an attempt that lost the race, a
+            // dropped lookup) only when nothing else failed
+            let canceled = e.get_ref().downcast_ref::<Canceled>().is_some();
+            if !canceled || st.cause.is_none() {
+                st.cause = Some(e.clone());
+            }
         }
     }
 
     pub(crate) fn cause(&self) -> Option<SharedError> {
         self.lock().cause.clone()
-    }
-
-    pub(crate) fn conn_id(&self) -> Option<u64> {
-        self.lock().conn_id
     }
 
     /// The connection this request's own dial made, if any: (id, local address, when).
@@ -169,8 +189,7 @@ impl RequestCtx {
         self.lock().dialled
     }
 
-    /// When the request started.
-    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    /// When the request started: its `GetConn`.
     pub(crate) fn start(&self) -> Instant {
         self.start
     }
@@ -180,10 +199,64 @@ impl RequestCtx {
     }
 
     /// When the last response bytes of this request's exchange were read.
+    #[cfg(test)]
     pub(crate) fn last_read(&self) -> Option<Instant> {
-        match self.last_read.load(Ordering::Acquire) {
-            0 => None,
-            n => Some(self.start + Duration::from_nanos(n)),
+        self.lock().last_read
+    }
+
+    /// Response bytes were read at `at`: `GotFirstResponseByte` if they are the first.
+    fn read(&self, at: Instant, first: bool) {
+        let mut st = self.lock();
+        st.last_read = Some(at);
+        if first {
+            let event = Event::GotFirstResponseByte(GotFirstResponseByteInfo { at });
+            self.deliver_locked(&mut st, &event);
+        }
+    }
+
+    /// A flush completed: `WroteHeaders` unless `headers_reported`, then `WroteRequest` if the
+    /// body is done (returned), one after the other under one lock.
+    fn flushed(&self, at: Instant, headers_reported: bool) -> bool {
+        let mut st = self.lock();
+        if !headers_reported {
+            let event = Event::WroteHeaders(WroteHeadersInfo { at });
+            self.deliver_locked(&mut st, &event);
+        }
+        let done = self.body_done.load(Ordering::Acquire);
+        if done {
+            let event = Event::WroteRequest(WroteRequestInfo { at, error: None });
+            self.deliver_locked(&mut st, &event);
+        }
+        done
+    }
+
+    /// The response body ended (`error` is `None`), failed or was dropped: `ResponseBodyDone`
+    /// (unless the request ended already), then `PutIdleConn` if the connection goes back to
+    /// the pool, under one lock.
+    pub(crate) fn response_body_done(
+        &self,
+        bytes: u64,
+        error: Option<SharedError>,
+        keep_alive: bool,
+    ) {
+        let now = Instant::now();
+        let ok = error.is_none();
+        let mut st = self.lock();
+        if !st.finished {
+            st.finished = true;
+            let event = Event::ResponseBodyDone(ResponseBodyDoneInfo {
+                at: now,
+                bytes,
+                error,
+            });
+            self.deliver_locked(&mut st, &event);
+        }
+        if ok && keep_alive && !self.conn_broken() {
+            if let Some(conn_id) = st.conn_id {
+                let at = st.last_read.unwrap_or(now).min(now);
+                let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
+                self.deliver_locked(&mut st, &event);
+            }
         }
     }
 
@@ -196,29 +269,42 @@ impl RequestCtx {
 // Invariant 3: the request whose task is polling, and the dial in progress.
 
 thread_local! {
-    static CURRENT_REQUEST: RefCell<Option<Arc<RequestCtx>>> = const { RefCell::new(None) };
-    static CURRENT_DIAL: RefCell<Option<Arc<DialCtx>>> = const { RefCell::new(None) };
+    static CURRENT_REQUEST: Cell<Option<Arc<RequestCtx>>> = const { Cell::new(None) };
+    static CURRENT_DIAL: Cell<Option<Arc<DialCtx>>> = const { Cell::new(None) };
     static HANDOFF: Cell<Option<Handoff>> = const { Cell::new(None) };
+    /// `HANDOFF` holds one: a flag with no destructor, the cheapest thread-local to read, so the
+    /// reads and writes with nothing handed off (nearly all) don't touch `HANDOFF`.
+    static HANDOFF_PENDING: Cell<bool> = const { Cell::new(false) };
 }
 
-fn scoped<T: Clone, R>(
-    key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
-    value: &T,
-    f: impl FnOnce() -> R,
-) -> R {
+type Slot<T> = std::thread::LocalKey<Cell<Option<T>>>;
+
+#[inline]
+fn scoped<T: Clone, R>(key: &'static Slot<T>, value: &T, f: impl FnOnce() -> R) -> R {
     struct Restore<T: 'static> {
-        key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+        key: &'static Slot<T>,
         prev: Option<T>,
     }
     impl<T: 'static> Drop for Restore<T> {
+        #[inline]
         fn drop(&mut self) {
             let prev = self.prev.take();
-            let _ = self.key.try_with(|c| *c.borrow_mut() = prev);
+            let _ = self.key.try_with(|c| c.set(prev));
         }
     }
-    let prev = key.with(|c| c.borrow_mut().replace(value.clone()));
+    let prev = key.with(|c| c.replace(Some(value.clone())));
     let _restore = Restore { key, prev };
     f()
+}
+
+/// A clone of what `key` holds.
+fn current<T: Clone>(key: &'static Slot<T>) -> Option<T> {
+    key.with(|c| {
+        let value = c.take();
+        let copy = value.clone();
+        c.set(value);
+        copy
+    })
 }
 
 /// Runs `f` with `ctx` as the request whose task is polling.
@@ -227,7 +313,7 @@ pub(crate) fn with_request<R>(ctx: &Arc<RequestCtx>, f: impl FnOnce() -> R) -> R
 }
 
 pub(crate) fn current_request() -> Option<Arc<RequestCtx>> {
-    CURRENT_REQUEST.with(|c| c.borrow().clone())
+    current(&CURRENT_REQUEST)
 }
 
 /// Runs `f` with `dial` as the connect in progress.
@@ -236,7 +322,7 @@ pub(crate) fn with_dial<R>(dial: &Arc<DialCtx>, f: impl FnOnce() -> R) -> R {
 }
 
 pub(crate) fn current_dial() -> Option<Arc<DialCtx>> {
-    CURRENT_DIAL.with(|c| c.borrow().clone())
+    current(&CURRENT_DIAL)
 }
 
 /// One traced connector call: the dial of one connection, shared by the layers of a connector
@@ -524,9 +610,14 @@ pub(crate) fn hand_off(ctx: Option<&Arc<RequestCtx>>) {
         None => Handoff::Untraced,
     };
     HANDOFF.with(|c| c.set(Some(h)));
+    HANDOFF_PENDING.with(|p| p.set(true));
 }
 
+#[inline]
 fn take_handoff() -> Option<Handoff> {
+    if !HANDOFF_PENDING.with(|p| p.replace(false)) {
+        return None;
+    }
     HANDOFF.try_with(|c| c.take()).ok().flatten()
 }
 
@@ -622,7 +713,6 @@ impl ConnSide {
         } else {
             Duration::ZERO
         };
-        ctx.last_read.store(0, Ordering::Release);
         ctx.emit(Event::GotConn(GotConnInfo {
             at,
             reused,
@@ -641,23 +731,19 @@ impl ConnSide {
     }
 
     /// A flush completed: headers and, once the body is done, the request are on the wire.
+    #[inline]
     pub(crate) fn flushed(&mut self) {
-        let Some(ex) = self.exchange.as_mut() else {
-            return;
-        };
-        if ex.wrote_request {
-            return;
+        // inlined: the check of a connection serving no traced request, or done writing one
+        if let Some(ex) = self.exchange.as_mut().filter(|ex| !ex.wrote_request) {
+            Self::report_flush(ex);
         }
+    }
+
+    fn report_flush(ex: &mut Exchange) {
         let Some(ctx) = ex.req.upgrade() else { return };
         let at = Instant::now();
-        if !ex.wrote_headers {
-            ex.wrote_headers = true;
-            ctx.emit(Event::WroteHeaders(WroteHeadersInfo { at }));
-        }
-        if ctx.body_done.load(Ordering::Acquire) {
-            ex.wrote_request = true;
-            ctx.emit(Event::WroteRequest(WroteRequestInfo { at, error: None }));
-        }
+        let headers_reported = std::mem::replace(&mut ex.wrote_headers, true);
+        ex.wrote_request = ctx.flushed(at, headers_reported);
     }
 
     /// A write or flush failed.
@@ -712,13 +798,8 @@ impl ConnSide {
             return;
         };
         let Some(ctx) = ex.req.upgrade() else { return };
-        let offset = at.saturating_duration_since(ctx.start).as_nanos().max(1);
-        ctx.last_read
-            .store(u64::try_from(offset).unwrap_or(u64::MAX), Ordering::Release);
-        if !ex.first_byte {
-            ex.first_byte = true;
-            ctx.emit(Event::GotFirstResponseByte(GotFirstResponseByteInfo { at }));
-        }
+        let first = !std::mem::replace(&mut ex.first_byte, true);
+        ctx.read(at, first);
     }
 
     /// A read failed.

@@ -3,7 +3,6 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
 
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
@@ -11,7 +10,6 @@ use pin_project_lite::pin_project;
 
 use crate::binding::{self, RequestCtx};
 use crate::error::{Canceled, SharedError};
-use crate::event::{Event, PutIdleConnInfo, ResponseBodyDoneInfo};
 
 pin_project! {
     /// The request body that [`Trace`](crate::Trace) passes to the client: the caller's body,
@@ -164,22 +162,8 @@ impl BodyTrace {
             None if !self.ended => Some(SharedError::new(Canceled::new("response body"))),
             e => e,
         };
-        let now = Instant::now();
-        let ok = error.is_none();
         self.ctx
-            .finish(Event::ResponseBodyDone(ResponseBodyDoneInfo {
-                at: now,
-                bytes: self.bytes,
-                error,
-            }));
-        if ok && self.keep_alive && !self.ctx.conn_broken() {
-            if let Some(conn_id) = self.ctx.conn_id() {
-                self.ctx.emit(Event::PutIdleConn(PutIdleConnInfo {
-                    at: self.ctx.last_read().unwrap_or(now).min(now),
-                    conn_id,
-                }));
-            }
-        }
+            .response_body_done(self.bytes, error, self.keep_alive);
     }
 }
 

@@ -16,6 +16,9 @@ pub use self::service::Trace;
 
 /// Whether a message with these headers leaves the HTTP/1 connection open, as hyper decides.
 pub(crate) fn keeps_alive(version: http::Version, headers: &http::HeaderMap) -> bool {
+    if headers.is_empty() {
+        return version == http::Version::HTTP_11;
+    }
     let has = |token: &str| {
         headers
             .get_all(http::header::CONNECTION)

@@ -1,7 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{Request, Response};
 use tower_service::Service;
@@ -136,8 +135,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let own = req.extensions_mut().remove::<ClientTrace>();
-        let user_1xx = req.extensions_mut().remove::<UserInformational>();
+        // most requests carry no extensions at all: nothing to look up
+        let (own, user_1xx) = if req.extensions().is_empty() {
+            (None, None)
+        } else {
+            let own = req.extensions_mut().remove::<ClientTrace>();
+            let user_1xx = match req.extensions().is_empty() {
+                true => None,
+                false => req.extensions_mut().remove::<UserInformational>(),
+            };
+            (own, user_1xx)
+        };
         let (trace, timings) = self.layer.trace_for(own);
 
         let Some(trace) = trace else {
@@ -151,7 +159,7 @@ where
 
         let ctx = RequestCtx::new(trace);
         ctx.emit(Event::GetConn(GetConnInfo {
-            at: Instant::now(),
+            at: ctx.start(),
             method: req.method().clone(),
             uri: req.uri().clone(),
         }));
