@@ -26,6 +26,20 @@ fn error_type(event: &crate::event::Event) -> Option<&'static str> {
     })
 }
 
+/// The start of the connect a `ConnectDone` for `addr` ends, taken out of `open`: the attempt to
+/// that address, or else the one that didn't know its address (attempts may overlap).
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+fn connect_started(
+    open: &mut Vec<(Option<std::net::SocketAddr>, std::time::Instant)>,
+    addr: Option<std::net::SocketAddr>,
+) -> Option<(Option<std::net::SocketAddr>, std::time::Instant)> {
+    let found = open
+        .iter()
+        .position(|(a, _)| a.is_some() && *a == addr)
+        .or_else(|| open.iter().position(|(a, _)| a.is_none()))?;
+    Some(open.remove(found))
+}
+
 /// `url.full` as the conventions want it: no userinfo, and the query redacted on request.
 #[cfg(any(feature = "tracing", feature = "opentelemetry"))]
 fn url_full(uri: &http::Uri, redact_query: bool) -> String {

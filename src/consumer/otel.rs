@@ -10,7 +10,7 @@ use opentelemetry::metrics::{Histogram, Meter, UpDownCounter};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
-use super::{error_type, url_full};
+use super::{connect_started, error_type, url_full};
 use crate::event::{Event, Hooks};
 use crate::trace::ClientTrace;
 
@@ -426,13 +426,7 @@ impl Hooks for OtelHooks {
             }
             Event::ConnectStart(i) => st.connects.push((i.addr, at)),
             Event::ConnectDone(i) => {
-                let found = st
-                    .connects
-                    .iter()
-                    .position(|(a, _)| a.is_some() && *a == i.addr)
-                    .or_else(|| st.connects.iter().position(|(a, _)| a.is_none()));
-                if let Some(found) = found {
-                    let (addr, from) = st.connects.remove(found);
+                if let Some((addr, from)) = connect_started(&mut st.connects, i.addr) {
                     let attrs = with_error(conn_attrs(i.addr.or(addr)).to_vec(), error);
                     shared.connect_duration.record(secs(from, at), &attrs);
                     self.phase(&st, "connect", Some(from), at);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tracing::field::Empty;
 use tracing::{Level, Span};
 
-use super::{error_type, url_full};
+use super::{connect_started, error_type, url_full};
 use crate::event::{Event, GetConnInfo, Hooks};
 use crate::trace::ClientTrace;
 
@@ -259,13 +259,7 @@ impl Hooks for TracingHooks {
             Event::DnsDone(_) => self.phase(&st, "dns", st.dns_start, at),
             Event::ConnectStart(i) => st.connects.push((i.addr, at)),
             Event::ConnectDone(i) => {
-                let found = st
-                    .connects
-                    .iter()
-                    .position(|(a, _)| a.is_some() && *a == i.addr)
-                    .or_else(|| st.connects.iter().position(|(a, _)| a.is_none()));
-                if let Some(found) = found {
-                    let (_, from) = st.connects.remove(found);
+                if let Some((_, from)) = connect_started(&mut st.connects, i.addr) {
                     self.phase(&st, "connect", Some(from), at);
                 }
             }
