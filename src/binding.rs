@@ -28,7 +28,9 @@
 //!    A handoff is accepted only at an exchange boundary (the first exchange, or after the
 //!    previous one read response bytes), and any read discards a pending one: hyper reads
 //!    before it takes the next request, never between taking it and writing it, so what a read
-//!    finds is stale (a request that was never written) and must bind nothing.
+//!    finds is stale (a request that was never written) and must bind nothing. On a
+//!    connection whose first bytes are the HTTP/2 preface, nothing is ever bound: it carries
+//!    many requests at once, and no write belongs to one exchange.
 //! 5. **Every Start has one Done.** DNS, connect (or per-address attempt) and TLS starts are
 //!    closed by their futures' completion or, if dropped first, by a guard that reports
 //!    [`Canceled`]; the dial's state makes each Done fire once whichever layer sees the end
@@ -639,7 +641,14 @@ pub(crate) struct ConnSide {
     error: Option<SharedError>,
     /// The connector's connection observer: the client's own, not a request's.
     observer: Option<ClientTrace>,
+    /// The first bytes written were seen: `h2` tells the protocol.
+    proto_known: bool,
+    /// The connection speaks HTTP/2 (its first bytes were the HTTP/2 preface).
+    h2: bool,
 }
+
+/// The start of the HTTP/2 connection preface (RFC 9113, 3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0";
 
 #[derive(Debug)]
 struct Exchange {
@@ -663,6 +672,8 @@ impl ConnSide {
             exchange: None,
             error: None,
             observer: None,
+            proto_known: false,
+            h2: false,
         }
     }
 
@@ -687,12 +698,20 @@ impl ConnSide {
     /// `addrs` gives (remote, local) when a traced exchange first needs them.
     pub(crate) fn before_write(
         &mut self,
+        first_bytes: &[u8],
         addrs: impl FnOnce() -> (Option<SocketAddr>, Option<SocketAddr>),
     ) {
+        if !self.proto_known {
+            // HTTP/2 starts with its connection preface: one connection then carries many
+            // requests at once, and an exchange can't be bound to a write. Nothing is bound on
+            // it (no GotConn or wire events), rather than anything wrongly.
+            self.proto_known = !first_bytes.is_empty();
+            self.h2 = first_bytes.starts_with(H2_PREFACE);
+        }
         let Some(handoff) = take_handoff() else {
             return;
         };
-        let at_boundary = self.exchanges == 0 || self.read_in_exchange;
+        let at_boundary = !self.h2 && (self.exchanges == 0 || self.read_in_exchange);
         if !at_boundary {
             return;
         }
@@ -887,21 +906,21 @@ mod tests {
 
         // first exchange: untraced, counted
         hand_off(None);
-        conn.before_write(no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
         // a handoff left on this thread mid-exchange (no response read yet) is ignored
         hand_off(Some(&a));
-        conn.before_write(no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
         assert!(names(&rec).is_empty());
         conn.read(10);
         // a handoff that no write took is discarded by the next read
         hand_off(Some(&a));
         conn.before_read();
-        conn.before_write(no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
         assert!(names(&rec).is_empty());
 
         // second exchange: traced, on a connection that served one request already
         hand_off(Some(&a));
-        conn.before_write(no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
         a.set_body_done();
         conn.flushed();
         conn.read(3);
@@ -937,7 +956,7 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
         hand_off(Some(&ctx));
-        conn.before_write(no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
         drop(ctx);
         conn.flushed();
         conn.read(1);
@@ -951,7 +970,7 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, Some(ctx.id));
         hand_off(Some(&ctx));
-        conn.before_write(no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
         match &rec.events()[0] {
             Event::GotConn(g) => assert!(!g.reused && !g.was_idle && g.idle_time.is_zero()),
             other => panic!("{other:?}"),
@@ -964,7 +983,7 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
         hand_off(Some(&ctx));
-        conn.before_write(no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
         let err = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         conn.write_failed(&err);
         conn.write_failed(&err);
@@ -1073,5 +1092,21 @@ mod tests {
         );
         let done = rec.events().pop().unwrap();
         assert!(done.error().unwrap().downcast_ref::<Canceled>().is_some());
+    }
+
+    #[test]
+    fn nothing_is_bound_on_http2() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let mut conn = ConnSide::new(1, Some(ctx.id));
+        conn.before_write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", no_addrs);
+        hand_off(Some(&ctx));
+        conn.before_write(b"\0\0\x04\x01", no_addrs);
+        conn.flushed();
+        conn.read(9);
+        hand_off(Some(&ctx));
+        conn.before_write(b"\0\0\x04\x01", no_addrs);
+        conn.flushed();
+        assert!(rec.names().is_empty(), "{:?}", rec.names());
     }
 }

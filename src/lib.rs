@@ -57,6 +57,11 @@
 //! | `RequestCanceled` | the response future was dropped before it completed | request |
 //! | `ConnectionClosed` | the connection closed while its last request is still in progress | connection |
 //!
+//! Over HTTP/2 (ALPN `h2`, or `http2_only`), one connection carries many requests at once: a
+//! request reports `GetConn`, the connect of the connection it dialled, `ResponseHeaders` and
+//! `ResponseBodyDone` (and its failure), all exact; `GotConn`, the wire events and
+//! `PutIdleConn` are not emitted, rather than attributed to the wrong stream.
+//!
 //! # When the hooks are called
 //!
 //! Hooks run on the task that observes the event: the request's task, or the connection's task

@@ -117,7 +117,7 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
         let this = self.project();
         let inner = this.inner;
         this.conn
-            .before_write(|| super::connector::addrs(inner.as_ref().get_ref()));
+            .before_write(buf, || super::connector::addrs(inner.as_ref().get_ref()));
         let res = inner.poll_write(cx, buf);
         if let Poll::Ready(Err(e)) = &res {
             this.conn.write_failed(e);
@@ -132,8 +132,12 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
         let inner = this.inner;
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
         this.conn
-            .before_write(|| super::connector::addrs(inner.as_ref().get_ref()));
+            .before_write(first, || super::connector::addrs(inner.as_ref().get_ref()));
         let res = inner.poll_write_vectored(cx, bufs);
         if let Poll::Ready(Err(e)) = &res {
             this.conn.write_failed(e);
