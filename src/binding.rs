@@ -24,7 +24,9 @@
 //!    poll of the connection task. The body deposits a [`Handoff`] in a thread-local; the IO
 //!    wrapper takes it at its next write on that thread, so exchange *k* of a connection is bound
 //!    to exactly the request whose bytes it writes, whatever the scheduling: no guessing by "who
-//!    is current now". A request body hands off once (hyper takes a request off its queue once).
+//!    is current now". A request body hands off once (hyper takes a request off its queue once),
+//!    and never from a traced request's own task (a layer between httptrace and the client that
+//!    asks `is_end_stream()` there must not use up the handoff).
 //!    A handoff is accepted only at an exchange boundary (the first exchange, or after the
 //!    previous one read response bytes), and any read discards a pending one: hyper reads
 //!    before it takes the next request, never between taking it and writing it, so what a read
@@ -244,15 +246,11 @@ impl RequestCtx {
         let now = Instant::now();
         let ok = error.is_none();
         let mut st = self.lock();
-        if !st.finished {
-            st.finished = true;
-            let event = Event::ResponseBodyDone(ResponseBodyDoneInfo {
-                at: now,
-                bytes,
-                error,
-            });
-            self.deliver_locked(&mut st, &event);
+        if st.finished {
+            return;
         }
+        // PutIdleConn first: it happened when the response's last byte was read, before the
+        // body reached the caller, and ResponseBodyDone stays the request's last event
         if ok && keep_alive && !self.conn_broken() {
             if let Some(conn_id) = st.conn_id {
                 let at = st.last_read.unwrap_or(now).min(now);
@@ -260,6 +258,13 @@ impl RequestCtx {
                 self.deliver_locked(&mut st, &event);
             }
         }
+        st.finished = true;
+        let event = Event::ResponseBodyDone(ResponseBodyDoneInfo {
+            at: now,
+            bytes,
+            error,
+        });
+        self.deliver_locked(&mut st, &event);
     }
 
     pub(crate) fn conn_broken(&self) -> bool {
@@ -316,6 +321,19 @@ pub(crate) fn with_request<R>(ctx: &Arc<RequestCtx>, f: impl FnOnce() -> R) -> R
 
 pub(crate) fn current_request() -> Option<Arc<RequestCtx>> {
     current(&CURRENT_REQUEST)
+}
+
+/// A traced request's task is polling (or calling) its client right now, on this thread: what
+/// runs here is the request side, not a connection's task.
+pub(crate) fn in_request_task() -> bool {
+    CURRENT_REQUEST
+        .try_with(|c| {
+            let value = c.take();
+            let some = value.is_some();
+            c.set(value);
+            some
+        })
+        .unwrap_or(false)
 }
 
 /// Runs `f` with `dial` as the connect in progress.

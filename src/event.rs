@@ -242,7 +242,8 @@ pub struct RedirectInfo {
     pub hop: usize,
 }
 
-/// `PutIdleConn`: the connection went back to the idle pool after this request.
+/// `PutIdleConn`: the connection can go back to the idle pool after this request (keep-alive on
+/// both sides, and it didn't close).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PutIdleConnInfo {
@@ -303,7 +304,7 @@ macro_rules! events {
         impl Event {
             /// Go's hook name for Go's events (`"GetConn"`, `"DNSStart"`...), and httptrace's name
             /// for the others (`"ResponseHeaders"`, `"ResponseBodyDone"`, `"RequestFailed"`,
-            /// `"RequestCanceled"`, `"ConnectionClosed"`).
+            /// `"RequestCanceled"`, `"ConnectionClosed"`, `"Redirect"`).
             ///
             /// ```
             /// use httptrace::Recorder;

@@ -35,9 +35,12 @@
 //!
 //! # Events
 //!
-//! Go's events, and five of httptrace's own. Every Start has exactly one Done, also on error and
-//! cancellation, and every traced request ends with exactly one of `ResponseBodyDone`,
-//! `RequestFailed` or `RequestCanceled`.
+//! Go's events (but `WroteHeaderField`, and `Wait100Continue`: hyper doesn't wait for
+//! `100 Continue`), and six of httptrace's own. Every Start has exactly one Done, also on error
+//! and cancellation, and every traced request ends with exactly one of `ResponseBodyDone`,
+//! `RequestFailed` or `RequestCanceled`. One exception to "ends": a connect the request started
+//! that hyper-util finishes in the background (an idle connection served the request) reports
+//! its end when it has one, after the request's.
 //!
 //! | event | when (HTTP/1) | observed on |
 //! |---|---|---|
@@ -52,7 +55,8 @@
 //! | `Got100Continue`, `Got1xxResponse` | each informational response (`100` fires both) | connection |
 //! | `ResponseHeaders` | the response head reaches the caller | request |
 //! | `ResponseBodyDone` | the response body ends, fails, or is dropped early | request |
-//! | `PutIdleConn` | after the body's end, when the connection goes back to the pool (not after `Connection: close`); `at` is when its last byte was read | request |
+//! | `PutIdleConn` | at the body's end, right before `ResponseBodyDone`, when the connection can go back to the pool: keep-alive on both sides, and it didn't close (hyper-util may still drop it if its pool is full or disabled); `at` is when the response's last byte was read | request |
+//! | `Redirect` | a redirect is followed (reqwest's `redirect_policy`) | request |
 //! | `RequestFailed` | the client returned an error | request |
 //! | `RequestCanceled` | the response future was dropped before it completed | request |
 //! | `ConnectionClosed` | the connection closed while its last request is still in progress | connection |
@@ -102,8 +106,8 @@
 //! [`on_informational`] to set your own alongside httptrace's.
 //!
 //! ## PutIdleConn
-//! After `ResponseBodyDone`, when neither the request nor the response asked to close the
-//! connection and it didn't close.
+//! Right before `ResponseBodyDone`, when neither the request nor the response asked to close
+//! the connection and it didn't close.
 //!
 //! # Cargo features
 //!

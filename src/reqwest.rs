@@ -49,7 +49,7 @@
 //! | `DNSStart` / `DNSDone` | exact, with [`TracingResolve`] | reqwest calls the resolver inside the connect |
 //! | `ConnectStart` / `ConnectDone` | exact, with [`connector_layer`]; the Done includes the TLS handshake | reqwest's connector does DNS, TCP and TLS in one step; with [`TracingResolve`] the start follows `DNSDone` |
 //! | `TLSHandshakeStart` / `TLSHandshakeDone` | unavailable | inside reqwest's connector; with `tls_info(true)` the response's extensions hold reqwest's `TlsInfo` (peer certificate, version) |
-//! | `GotConn` | derived, when the response head arrives | the pool is private: `reused`/`was_idle` mean "not made by this request's own connect" (a connection dialled for another request and never used reports `reused`); `idle_time` is zero (unknown); the connection is named by its local and remote address (hyper-util's `HttpInfo`) and by the id its connect got, when it was made through [`connector_layer`] (else 0); `at` is the connect's end for its own connection, else the request's start |
+//! | `GotConn` | derived, when the response head arrives | the pool is private: `reused`/`was_idle` mean "not made by this request's own connect" (a connection dialled for another request and never used reports `reused`); `idle_time` is zero (unknown); the connection is named by its local and remote address (hyper-util's `HttpInfo`) and by the id its connect got, when a traced request made it through [`connector_layer`] (else 0); `at` is the connect's end for its own connection, else the request's start |
 //! | `WroteHeaders`, `WroteRequest`, `GotFirstResponseByte` | unavailable | reqwest's connection type is sealed: the bytes on the wire can't be observed |
 //! | `Got100Continue`, `Got1xxResponse` | unavailable | request extensions don't reach hyper |
 //! | `ResponseHeaders`, `ResponseBodyDone` | exact | the layer sees the response and wraps its body |
@@ -146,7 +146,9 @@ impl TraceResponse for reqwest::Response {
         let (reused, conn_id, at) = match own {
             Some((id, _, at)) => (false, id, at),
             None => {
-                let id = local_addr.and_then(registered).unwrap_or(0);
+                let id = local_addr
+                    .and_then(|local| registered((local, remote_addr)))
+                    .unwrap_or(0);
                 (true, id, ctx.start())
             }
         };
@@ -178,22 +180,31 @@ impl TraceResponse for reqwest::Response {
 // ---------------------------------------------------------------------------------------------
 // Connections made through the connector layer, by local address, to name them in `GotConn`.
 
-fn registry() -> &'static Mutex<HashMap<SocketAddr, u64>> {
-    static CONNS: OnceLock<Mutex<HashMap<SocketAddr, u64>>> = OnceLock::new();
+type ConnKey = (SocketAddr, Option<SocketAddr>);
+
+fn registry() -> &'static Mutex<HashMap<ConnKey, u64>> {
+    static CONNS: OnceLock<Mutex<HashMap<ConnKey, u64>>> = OnceLock::new();
     CONNS.get_or_init(Default::default)
 }
 
-fn register(local: SocketAddr, conn_id: u64) {
+/// How many connections the registry remembers; past that it starts afresh (a connection it
+/// forgot is named 0 in a derived `GotConn`).
+const REGISTRY_CAP: usize = 4096;
+
+fn register(key: ConnKey, conn_id: u64) {
     let mut map = registry().lock().unwrap_or_else(|e| e.into_inner());
-    // a local address names one live connection at a time: a new one replaces the old
-    map.insert(local, conn_id);
+    if map.len() >= REGISTRY_CAP {
+        map.clear();
+    }
+    // a (local, remote) pair names one live connection at a time: a new one replaces the old
+    map.insert(key, conn_id);
 }
 
-fn registered(local: SocketAddr) -> Option<u64> {
+fn registered(key: ConnKey) -> Option<u64> {
     registry()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&local)
+        .get(&key)
         .copied()
 }
 
@@ -294,11 +305,8 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Some(CancelGuard(dial)) = this.dial.as_ref() else {
-            let conn = ready!(this.inner.poll(cx)).map_err(Into::into)?;
-            if let (_, Some(local)) = crate::connect::addrs(&conn) {
-                register(local, binding::next_conn_id());
-            }
-            return Poll::Ready(Ok(conn));
+            // a request with no trace pays nothing here: its connection isn't registered
+            return Poll::Ready(ready!(this.inner.poll(cx)).map_err(Into::into));
         };
         let inner = this.inner;
         let result = ready!(binding::with_dial(dial, || inner.poll(cx)));
@@ -306,7 +314,7 @@ where
             Ok(conn) => {
                 let (remote, local) = crate::connect::addrs(&conn);
                 if let Some(local) = local {
-                    register(local, dial.conn_id);
+                    register((local, remote), dial.conn_id);
                 }
                 dial.finish(Ok(None), Ok((remote, local)));
                 Ok(conn)

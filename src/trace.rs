@@ -113,7 +113,10 @@ impl ClientTrace {
     /// The scope belongs to the future, like a `tokio::task_local!`: tasks it spawns don't
     /// inherit it. The [`TraceLayer`](crate::TraceLayer) reads it when it is called, so the
     /// scope must enclose the service's `call`: `trace.scope(svc.oneshot(req))` or
-    /// `trace.scope(async { svc.call(req).await })`, not `trace.scope(svc.call(req))`.
+    /// `trace.scope(async { svc.call(req).await })`, not `trace.scope(svc.call(req))`. Dial events
+    /// are found the same way, on the task that polls the client: a layer that moves the
+    /// client's work to another task (tower's `Buffer`) between httptrace and the client loses
+    /// them.
     ///
     /// ```
     /// use httptrace::{ClientTrace, Recorder};

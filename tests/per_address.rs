@@ -81,8 +81,8 @@ async fn a_dead_address_then_a_live_one() {
             "WroteRequest",
             "GotFirstResponseByte",
             "ResponseHeaders",
-            "ResponseBodyDone",
-            "PutIdleConn"
+            "PutIdleConn",
+            "ResponseBodyDone"
         ]
     );
     let (s, d) = (starts(&events), dones(&events));

@@ -85,8 +85,8 @@ const FRESH_REQWEST: &[&str] = &[
     "ConnectDone",
     "GotConn",
     "ResponseHeaders",
-    "ResponseBodyDone",
     "PutIdleConn",
+    "ResponseBodyDone",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,8 +131,8 @@ async fn fresh_then_reused() {
             "GetConn",
             "GotConn",
             "ResponseHeaders",
-            "ResponseBodyDone",
-            "PutIdleConn"
+            "PutIdleConn",
+            "ResponseBodyDone"
         ]
     );
     let again = got_conn(&events);
@@ -242,8 +242,8 @@ async fn each_redirect_hop_is_told_apart() {
             "ConnectDone",
             "GotConn",
             "ResponseHeaders",
-            "ResponseBodyDone",
-            "PutIdleConn"
+            "PutIdleConn",
+            "ResponseBodyDone"
         ]
     );
     match &events[5] {
@@ -316,8 +316,8 @@ async fn concurrent_requests_each_with_its_own_trace() {
                 "GetConn",
                 "GotConn",
                 "ResponseHeaders",
-                "ResponseBodyDone",
                 "PutIdleConn",
+                "ResponseBodyDone",
             ]
         } else {
             FRESH_REQWEST

@@ -321,3 +321,72 @@ async fn any_connector_a_mock_one() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A body of a few chunks whose length only the request's `Content-Length` tells: hyper stops
+/// polling it once that many bytes are written.
+struct Chunks(std::collections::VecDeque<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_body_of_declared_length_is_written() {
+    let server = Server::start().await;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    let client =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build::<_, httptrace::RequestBody<Chunks>>(httptrace::TracingConnector::new(http));
+    let client = tower::Layer::layer(&TraceLayer::new(), client);
+    let rec = Recorder::new();
+    let chunks: [&'static str; 3] = ["hello ", "streamed ", "world"];
+    let chunks = chunks.map(|c| Bytes::from_static(c.as_bytes()));
+    let mut req = http::Request::post(server.url("/"))
+        .header(http::header::CONTENT_LENGTH, "20")
+        .body(Chunks(chunks.into_iter().collect()))
+        .unwrap();
+    req.extensions_mut().insert(rec.trace());
+    let res = client.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.headers()["x-got-len"], "20");
+    assert!(res.headers().get("x-got-te").is_none());
+    res.into_body().collect().await.unwrap();
+    assert_eq!(names(&rec.events()), FRESH);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_that_looks_at_the_body_first_changes_nothing() {
+    use http_body::Body as _;
+    let server = Server::start().await;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, httptrace::RequestBody<Body>>(httptrace::TracingConnector::new(http));
+    // between httptrace and the client, a layer asks the body whether it is empty
+    let client = tower::ServiceBuilder::new()
+        .layer(TraceLayer::new())
+        .map_request(|req: http::Request<httptrace::RequestBody<Body>>| {
+            let _ = req.body().is_end_stream();
+            req
+        })
+        .service(client);
+    for expected in [FRESH, REUSED] {
+        let rec = Recorder::new();
+        let res = client
+            .clone()
+            .oneshot(traced(&server.url("/"), rec.trace()))
+            .await
+            .unwrap();
+        res.into_body().collect().await.unwrap();
+        assert_eq!(names(&rec.events()), expected);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

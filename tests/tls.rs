@@ -106,7 +106,7 @@ async fn fresh_tls_connection_then_reused() {
         "WroteRequest",
         "GotFirstResponseByte",
     ]);
-    expected.extend(["ResponseHeaders", "ResponseBodyDone", "PutIdleConn"]);
+    expected.extend(["ResponseHeaders", "PutIdleConn", "ResponseBodyDone"]);
     assert_eq!(names(&events), expected);
 
     match &events[5] {
@@ -154,8 +154,8 @@ async fn fresh_tls_connection_then_reused() {
             "WroteRequest",
             "GotFirstResponseByte",
             "ResponseHeaders",
-            "ResponseBodyDone",
-            "PutIdleConn"
+            "PutIdleConn",
+            "ResponseBodyDone"
         ]
     );
     assert!(got_conn(&again.events()).reused);

@@ -16,7 +16,10 @@ use crate::trace::ClientTrace;
 
 /// OpenTelemetry metrics and spans under the HTTP semantic conventions, for one client.
 ///
-/// Make one per client from a `Meter` (and, for spans, a `Tracer`), then:
+/// Make one per client from a `Meter` (and, for spans, a `Tracer`), configure it
+/// ([`Otel::with_tracer`], [`Otel::phase_spans`], [`Otel::redact_query`]) before anything else
+/// holds it (a setting made after `trace()`, `layer()` or `connection_observer()` is ignored),
+/// then:
 /// - give [`Otel::layer`] (or `TraceLayer::trace_factory(move || otel.trace())`) to the client,
 ///   so that every request reports;
 /// - give [`Otel::connection_observer`] to

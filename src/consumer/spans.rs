@@ -293,22 +293,28 @@ impl Hooks for TracingHooks {
             Event::ResponseBodyDone(_) => self.phase(&st, "body", st.headers, at),
             _ => {}
         }
-        let Some(kind) = error_type(event) else {
-            return;
-        };
-        match event {
-            Event::RequestFailed(_) | Event::RequestCanceled(_) | Event::ResponseBodyDone(_) => {
-                // the request failed: name it by the first failure on its way, if any
+        let terminal = matches!(
+            event,
+            Event::RequestFailed(_) | Event::RequestCanceled(_) | Event::ResponseBodyDone(_)
+        );
+        match error_type(event) {
+            // the request failed: name it by the first failure on its way, if any
+            Some(kind) if terminal => {
                 let kind = st.error_type.unwrap_or(kind);
                 if let Some(span) = &st.span {
                     span.record("error.type", kind);
                 }
             }
             // an attempt that lost the race, a lookup dropped with its connect: not a failure
-            _ if kind == "canceled" => {}
-            _ => {
+            Some("canceled") | None => {}
+            Some(kind) => {
                 st.error_type.get_or_insert(kind);
             }
+        }
+        if terminal {
+            // the request's last event closes its span; a connect it started that ends in the
+            // background afterwards is not recorded
+            st.span = None;
         }
     }
 }

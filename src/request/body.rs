@@ -31,6 +31,9 @@ pin_project! {
         inner: B,
         ctx: Option<Arc<RequestCtx>>,
         handed_off: AtomicBool,
+        // the body bytes still to come when its length is declared: hyper stops polling a
+        // body once it has written that many
+        remaining: Option<u64>,
     }
 }
 
@@ -45,14 +48,21 @@ impl<B> RequestBody<B> {
             inner,
             ctx: None,
             handed_off: AtomicBool::new(false),
+            remaining: None,
         }
     }
 
-    pub(crate) fn traced(inner: B, ctx: Arc<RequestCtx>) -> Self {
+    /// `declared`: the request's `Content-Length`, if it has one.
+    pub(crate) fn traced(inner: B, ctx: Arc<RequestCtx>, declared: Option<u64>) -> Self
+    where
+        B: Body,
+    {
+        let remaining = declared.or_else(|| inner.size_hint().exact());
         Self {
             inner,
             ctx: Some(ctx),
             handed_off: AtomicBool::new(false),
+            remaining,
         }
     }
 
@@ -96,6 +106,14 @@ impl<B: Body> Body for RequestBody<B> {
             match &frame {
                 None => ctx.set_body_done(),
                 Some(Ok(f)) if f.is_trailers() => ctx.set_body_done(),
+                Some(Ok(f)) => {
+                    if let (Some(left), Some(data)) = (this.remaining.as_mut(), f.data_ref()) {
+                        *left = left.saturating_sub(data.remaining() as u64);
+                        if *left == 0 {
+                            ctx.set_body_done();
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -106,7 +124,8 @@ impl<B: Body> Body for RequestBody<B> {
         let eos = self.inner.is_end_stream();
         // hyper's dispatcher asks this first, on the connection's task, right before it writes
         // the request head: the moment to hand the request to the connection (binding.rs, 4).
-        if !self.handed_off.swap(true, Ordering::Relaxed) {
+        // ... and not a layer between httptrace and the client, on the request's own task
+        if !binding::in_request_task() && !self.handed_off.swap(true, Ordering::Relaxed) {
             binding::hand_off(self.ctx.as_ref());
         }
         if eos {

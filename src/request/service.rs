@@ -124,6 +124,7 @@ impl<S, B, RB> Service<Request<B>> for Trace<S>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<RB>>,
     S::Error: fmt::Display,
+    B: http_body::Body,
     RB: http_body::Body,
 {
     type Response = Response<ResponseBody<RB>>;
@@ -165,7 +166,12 @@ where
         }));
         install_informational(&mut req, &ctx, user_1xx);
         let req_close = !super::keeps_alive(req.version(), req.headers());
-        let req = req.map(|b| RequestBody::traced(b, ctx.clone()));
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let req = req.map(|b| RequestBody::traced(b, ctx.clone(), declared));
         let fut = binding::with_request(&ctx, || self.inner.call(req));
         ResponseFuture::traced(fut, ctx, timings, req_close)
     }

@@ -307,13 +307,23 @@ pub const FRESH: &[&str] = &[
     "WroteRequest",
     "GotFirstResponseByte",
     "ResponseHeaders",
-    "ResponseBodyDone",
     "PutIdleConn",
+    "ResponseBodyDone",
 ];
 
 /// A request on a connection dialled for it, which is not pooled afterwards (closed, or its
 /// response body dropped before the end): `FRESH` but `PutIdleConn`.
-pub const FRESH_UNPOOLED: &[&str] = FRESH.split_last().unwrap().1;
+pub const FRESH_UNPOOLED: &[&str] = &[
+    "GetConn",
+    "ConnectStart",
+    "ConnectDone",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "ResponseBodyDone",
+];
 
 /// A request on an idle pooled connection, which is pooled again afterwards.
 pub const REUSED: &[&str] = &[
@@ -323,8 +333,8 @@ pub const REUSED: &[&str] = &[
     "WroteRequest",
     "GotFirstResponseByte",
     "ResponseHeaders",
-    "ResponseBodyDone",
     "PutIdleConn",
+    "ResponseBodyDone",
 ];
 
 /// Checks that every Start has exactly one Done after it, and that the request ends once.
