@@ -402,6 +402,11 @@ impl DialCtx {
         self.lock().attempts = true;
     }
 
+    /// A per-address dialer reports this dial (and its lookup).
+    pub(crate) fn uses_attempts(&self) -> bool {
+        self.lock().attempts
+    }
+
     /// ConnectStart, right away: the address is known without a lookup.
     pub(crate) fn connect_start(&self, addr: Option<SocketAddr>) {
         let mut st = self.lock();

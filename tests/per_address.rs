@@ -200,3 +200,25 @@ async fn a_slow_address_races_the_next_after_the_delay() {
     assert_eq!(canceled.map(Canceled::what), Some("connect attempt"));
     assert_paired(&events);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_resolver_under_it_doesnt_report_the_lookup_twice() {
+    let server = Server::start().await;
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let resolver =
+        httptrace::TracingResolver::new(StaticResolver::answering(server.addr, Duration::ZERO));
+    let connector = TracingConnector::new(PerAddressConnector::new(http, resolver));
+    let client = TraceLayer::new()
+        .layer(Client::builder(TokioExecutor::new()).build::<_, RequestBody<Body>>(connector));
+    let rec = Recorder::new();
+    get(
+        &client,
+        &format!("http://once.test:{}/", server.addr.port()),
+        rec.trace(),
+    )
+    .await;
+    let mut expected = FRESH.to_vec();
+    expected.splice(1..1, ["DNSStart", "DNSDone"]);
+    assert_eq!(names(&rec.events()), expected);
+}

@@ -61,7 +61,8 @@ where
     }
 
     fn call(&mut self, name: Name) -> Self::Future {
-        let dial = binding::current_dial();
+        // under a PerAddressConnector, which reports the lookup itself, stay silent
+        let dial = binding::current_dial().filter(|dial| !dial.uses_attempts());
         if let Some(dial) = &dial {
             dial.dns_start(name.as_str());
         }
