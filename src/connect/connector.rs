@@ -177,9 +177,10 @@ pub(crate) fn target(dst: &dyn Any) -> (Option<u16>, Option<SocketAddr>) {
     (Some(port), literal.map(|ip| SocketAddr::new(ip, port)))
 }
 
+/// The URI's port, or its scheme's default.
 pub(crate) fn default_port(uri: &http::Uri) -> u16 {
     uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") => 443,
+        Some("https") | Some("wss") => 443,
         _ => 80,
     })
 }

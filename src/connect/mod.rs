@@ -26,7 +26,7 @@ mod tls;
 mod transport;
 
 #[cfg_attr(not(feature = "reqwest"), allow(unused_imports))]
-pub(crate) use self::connector::addrs;
+pub(crate) use self::connector::{addrs, default_port};
 pub use self::connector::{ConnectFuture, InspectTls, NoTls, TracingConnector};
 pub use self::io::TracedIo;
 pub use self::per_address::PerAddressConnector;

@@ -149,10 +149,7 @@ impl TracingHooks {
     }
 
     fn open(&self, st: &mut State, info: &GetConnInfo) {
-        let port = info.uri.port_u16().unwrap_or(match info.uri.scheme_str() {
-            Some("https") => 443,
-            _ => 80,
-        });
+        let port = crate::connect::default_port(&info.uri);
         let span = at_level!(
             self.level,
             span!(

@@ -125,7 +125,10 @@ impl<B: Body> Body for RequestBody<B> {
         // hyper's dispatcher asks this first, on the connection's task, right before it writes
         // the request head: the moment to hand the request to the connection (binding.rs, 4).
         // ... and not a layer between httptrace and the client, on the request's own task
-        if !binding::in_request_task() && !self.handed_off.swap(true, Ordering::Relaxed) {
+        if !self.handed_off.load(Ordering::Relaxed)
+            && !binding::in_request_task()
+            && !self.handed_off.swap(true, Ordering::Relaxed)
+        {
             binding::hand_off(self.ctx.as_ref());
         }
         if eos {

@@ -205,10 +205,7 @@ fn install_informational<B>(
 
 pub(crate) fn host_port(uri: &http::Uri) -> String {
     let host = uri.host().unwrap_or("");
-    let port = uri.port_u16().unwrap_or_else(|| match uri.scheme_str() {
-        Some("https") | Some("wss") => 443,
-        _ => 80,
-    });
+    let port = crate::connect::default_port(uri);
     use std::fmt::Write as _;
     let mut s = String::with_capacity(host.len() + 8);
     let _ = if host.contains(':') && !host.starts_with('[') {
