@@ -12,12 +12,17 @@
 //! `http://` goes through `TracingConnector::http()` (one connect per address attempt),
 //! `https://` through `TracingConnector::https_webpki_roots()` (the Mozilla roots).
 //!
-//! Without a URL, it starts two loopback servers, HTTP/1 and HTTPS/1 (a self-signed certificate
-//! for `localhost` that the client trusts), both answering after 20ms, and traces four requests:
+//! Without a URL, it starts two loopback servers, HTTP/1 and HTTPS (a self-signed certificate
+//! for `localhost` that the client trusts, HTTP/2 or HTTP/1.1 by ALPN), both answering after
+//! 20ms, and traces four requests:
 //! 1. `http://localhost:PORT/` on a fresh connection (DNS lookup and connect),
 //! 2. the same on that connection, taken back from the pool,
-//! 3. `https://localhost:PORT/` on a fresh connection (lookup, connect, TLS handshake),
-//! 4. the same on that connection, taken back from the pool.
+//! 3. `https://localhost:PORT/` on a fresh connection (lookup, connect, TLS handshake agreeing
+//!    on `h2`): HTTP/2 stream 1,
+//! 4. the same on that connection, shared: HTTP/2 stream 3.
+//!
+//! The report names the protocol and, on HTTP/2, the request's stream and the streams in flight
+//! on the connection when it opened.
 //!
 //! `-v` also lists every event of each request with its offset from the request's start.
 //!
@@ -280,6 +285,19 @@ fn print_response(title: &str, timings: &Timings, events: &[Event], got: &Got, v
             "Connected to {to} from {from}, connection #{}{derived}",
             c.conn_id
         );
+        if let Some(h2) = &c.http2 {
+            let stream = h2.stream_id.map_or("?".into(), |id| id.to_string());
+            let waited = match h2.waited_for_connect {
+                true => ", waited for another request's connect",
+                false => "",
+            };
+            println!(
+                "Protocol: HTTP/2, stream {stream}, {} other stream(s) in flight{waited}",
+                h2.streams_in_flight
+            );
+        } else if !got.derived_conn {
+            println!("Protocol: {:?}", got.version);
+        }
     }
     if let Some(state) = events.iter().find_map(|e| match e {
         Event::TlsHandshakeDone(i) => i.state.as_ref(),
@@ -354,10 +372,11 @@ impl Servers {
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let server_config = rustls::ServerConfig::builder_with_provider(ring())
+        let mut server_config = rustls::ServerConfig::builder_with_provider(ring())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(vec![cert], key)?;
+        server_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(server_config));
 
         let (http_port, http) = listen().await?;
@@ -419,6 +438,8 @@ async fn listen() -> std::io::Result<(u16, Vec<TcpListener>)> {
 fn spawn_server(listener: TcpListener, tls: Option<TlsAcceptor>) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            // no Nagle: HTTP/2 writes a response in more than one piece
+            let _ = tcp.set_nodelay(true);
             let tls = tls.clone();
             tokio::spawn(async move {
                 match tls {
@@ -426,7 +447,10 @@ fn spawn_server(listener: TcpListener, tls: Option<TlsAcceptor>) -> JoinHandle<(
                     // a failed handshake is the client's to report
                     Some(tls) => {
                         if let Ok(stream) = tls.accept(tcp).await {
-                            serve_connection(TokioIo::new(stream)).await;
+                            match stream.get_ref().1.alpn_protocol() {
+                                Some(b"h2") => serve_h2(TokioIo::new(stream)).await,
+                                _ => serve_connection(TokioIo::new(stream)).await,
+                            }
                         }
                     }
                 }
@@ -435,18 +459,30 @@ fn spawn_server(listener: TcpListener, tls: Option<TlsAcceptor>) -> JoinHandle<(
     })
 }
 
-/// HTTP/1 on one connection: every request is answered after [`SERVER_DELAY`].
+/// Every request is answered after [`SERVER_DELAY`].
+async fn answer(_req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    tokio::time::sleep(SERVER_DELAY).await;
+    let body = Full::new(Bytes::from_static(b"hello from the loopback server\n"));
+    Ok(Response::new(body))
+}
+
+/// HTTP/1 on one connection.
 async fn serve_connection<IO>(io: IO)
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
-    let svc = hyper::service::service_fn(|_req| async {
-        tokio::time::sleep(SERVER_DELAY).await;
-        let body = Full::new(Bytes::from_static(b"hello from the loopback server\n"));
-        Ok::<_, Infallible>(Response::new(body))
-    });
     let _ = hyper::server::conn::http1::Builder::new()
-        .serve_connection(io, svc)
+        .serve_connection(io, hyper::service::service_fn(answer))
+        .await;
+}
+
+/// HTTP/2 on one connection.
+async fn serve_h2<IO>(io: IO)
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(io, hyper::service::service_fn(answer))
         .await;
 }
 
@@ -662,6 +698,22 @@ fn events_report(events: &[Event]) -> String {
             Event::Redirect(i) => format!("{} -> {} (hop {})", i.status, i.to, i.hop),
             Event::PutIdleConn(i) => format!("#{}", i.conn_id),
             Event::ConnectionClosed(i) => format!("#{} after {} requests", i.conn_id, i.requests),
+            Event::Http2Ready(i) => format!(
+                "#{} max concurrent streams {}",
+                i.conn_id,
+                i.max_concurrent_streams
+                    .map_or("unlimited".into(), |n| n.to_string())
+            ),
+            Event::GoAway(i) => format!(
+                "#{} last stream {} code {}",
+                i.conn_id, i.last_stream_id, i.error_code
+            ),
+            Event::StreamReset(i) => format!(
+                "stream {} code {} by {}",
+                i.stream_id,
+                i.error_code,
+                if i.by_server { "server" } else { "client" }
+            ),
             _ => String::new(),
         };
         if let Some(err) = e.error() {

@@ -31,13 +31,29 @@
 //!    previous one read response bytes), and any read discards a pending one: hyper reads
 //!    before it takes the next request, never between taking it and writing it, so what a read
 //!    finds is stale (a request that was never written) and must bind nothing. On a
-//!    connection whose first bytes are the HTTP/2 preface, nothing is ever bound: it carries
-//!    many requests at once, and no write belongs to one exchange.
+//!    connection whose first bytes are the HTTP/2 preface, no exchange is ever bound: it
+//!    carries many requests at once, and no write belongs to one exchange (invariant 6).
 //! 5. **Every Start has one Done.** DNS, connect (or per-address attempt) and TLS starts are
 //!    closed by their futures' completion or, if dropped first, by a guard that reports
 //!    [`Canceled`]; the dial's state makes each Done fire once whichever layer sees the end
 //!    first. A request ends with exactly one of `ResponseBodyDone`, `RequestFailed` or
 //!    `RequestCanceled`.
+//! 6. **On HTTP/2, a request is bound to its connection by hyper-util, and to its stream by
+//!    order.** A traced request carries hyper-util's `CaptureConnection`, which the client sets
+//!    on the request's task right after checkout, before it queues the request to the
+//!    connection. hyper's HTTP/2 dispatch task then calls `is_end_stream()` on the body and,
+//!    in the same poll, opens the stream: the body reads the capture there (it is set by then),
+//!    finds the connection's [`H2Conn`] by its (local, remote) addresses, and registers the
+//!    stream: `GotConn` at that instant. hyper opens streams one at a time, on that one task,
+//!    with ids 1, 3, 5...; so when every stream of a connection is registered (every request of
+//!    the layer is traced: `all_traced`), the k-th registration is stream 2k-1, exactly, and the
+//!    frames the IO wrapper reads off the wire (9-byte headers, above TLS) are reported to that
+//!    request: `WroteHeaders`, `WroteRequest`, `GotFirstResponseByte`, `StreamReset`. Once a
+//!    request of a layer that doesn't trace all is registered, the connection may carry streams
+//!    nobody registered (untraced requests cost nothing, so they can't register), and no stream
+//!    is mapped any more: those requests get `GotConn` without a stream id and no wire events.
+//!    A new stream on the wire that no registration predicted also ends the mapping. The
+//!    connection's own life (`Http2Ready`, `GoAway`, `ConnectionClosed`) needs no mapping.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -45,6 +61,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use hyper_util::client::legacy::connect::{CaptureConnection, HttpInfo};
+
+use crate::connect::frames::{self, FrameReader, Seen};
 use crate::error::{Canceled, SharedError};
 use crate::event::*;
 use crate::trace::ClientTrace;
@@ -65,7 +84,22 @@ pub(crate) struct RequestCtx {
     body_done: AtomicBool,
     /// The connection reported EOF or an error while serving this request.
     conn_broken: AtomicBool,
+    /// What tells, on hyper's side, which connection the request got (invariant 6).
+    capture: Option<CaptureConnection>,
+    /// Every request of the layer that made this one is traced (invariant 6).
+    all_traced: bool,
+    /// hyper refuses this request before opening an HTTP/2 stream for it (a `CONNECT` with a
+    /// body).
+    opens_no_stream: bool,
     state: Mutex<ReqState>,
+}
+
+/// What the layer tells a traced request's context about the request.
+#[derive(Default)]
+pub(crate) struct RequestFacts {
+    pub(crate) capture: Option<CaptureConnection>,
+    pub(crate) all_traced: bool,
+    pub(crate) opens_no_stream: bool,
 }
 
 #[derive(Default)]
@@ -80,6 +114,8 @@ struct ReqState {
     dialled: Option<(u64, Option<SocketAddr>, Instant)>,
     /// When the last response bytes of this request's exchange were read.
     last_read: Option<Instant>,
+    /// The request is served by an HTTP/2 connection: it never goes back to an idle pool.
+    http2: bool,
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -89,13 +125,21 @@ impl std::fmt::Debug for RequestCtx {
 }
 
 impl RequestCtx {
+    #[cfg_attr(not(any(test, feature = "reqwest")), allow(dead_code))]
     pub(crate) fn new(trace: ClientTrace) -> Arc<Self> {
+        Self::with_facts(trace, RequestFacts::default())
+    }
+
+    pub(crate) fn with_facts(trace: ClientTrace, facts: RequestFacts) -> Arc<Self> {
         Arc::new(Self {
             id: NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
             trace,
             start: Instant::now(),
             body_done: AtomicBool::new(false),
             conn_broken: AtomicBool::new(false),
+            capture: facts.capture,
+            all_traced: facts.all_traced,
+            opens_no_stream: facts.opens_no_stream,
             state: Mutex::new(ReqState::default()),
         })
     }
@@ -158,6 +202,7 @@ impl RequestCtx {
                 // a new exchange: it read nothing yet
                 st.conn_id = Some(info.conn_id);
                 st.last_read = None;
+                st.http2 = info.http2.is_some();
                 return;
             }
             Event::ConnectDone(info) => match (&info.error, info.conn_id) {
@@ -251,7 +296,7 @@ impl RequestCtx {
         }
         // PutIdleConn first: it happened when the response's last byte was read, before the
         // body reached the caller, and ResponseBodyDone stays the request's last event
-        if ok && keep_alive && !self.conn_broken() {
+        if ok && keep_alive && !st.http2 && !self.conn_broken() {
             if let Some(conn_id) = st.conn_id {
                 let at = st.last_read.unwrap_or(now).min(now);
                 let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
@@ -630,6 +675,10 @@ pub(crate) enum Handoff {
 
 /// Called by the request body when hyper's dispatcher first looks at it.
 pub(crate) fn hand_off(ctx: Option<&Arc<RequestCtx>>) {
+    if ctx.is_some_and(|ctx| ctx.open_on_http2()) {
+        // an HTTP/2 connection's dispatch task: the stream is registered (invariant 6)
+        return;
+    }
     let h = match ctx {
         Some(ctx) => Handoff::Traced(Arc::downgrade(ctx)),
         None => Handoff::Untraced,
@@ -666,8 +715,10 @@ pub(crate) struct ConnSide {
     observer: Option<ClientTrace>,
     /// The first bytes written were seen: `h2` tells the protocol.
     proto_known: bool,
+    /// The request that dialled it, if traced: it hears of the connection's HTTP/2 life.
+    dialler: Option<Weak<RequestCtx>>,
     /// The connection speaks HTTP/2 (its first bytes were the HTTP/2 preface).
-    h2: bool,
+    h2: Option<Box<H2Side>>,
 }
 
 /// The start of the HTTP/2 connection preface (RFC 9113, 3.4).
@@ -696,8 +747,21 @@ impl ConnSide {
             error: None,
             observer: None,
             proto_known: false,
-            h2: false,
+            dialler: None,
+            h2: None,
         }
+    }
+
+    /// The traced request that dialled the connection.
+    pub(crate) fn dialled_by(mut self, req: &Arc<RequestCtx>) -> Self {
+        self.dialler = Some(Arc::downgrade(req));
+        self
+    }
+
+    /// The connection speaks HTTP/2.
+    #[inline]
+    pub(crate) fn is_h2(&self) -> bool {
+        self.h2.is_some()
     }
 
     /// Reports the connection's end to `observer` too (see
@@ -724,17 +788,22 @@ impl ConnSide {
         first_bytes: &[u8],
         addrs: impl FnOnce() -> (Option<SocketAddr>, Option<SocketAddr>),
     ) {
+        let mut addrs = Some(addrs);
         if !self.proto_known {
             // HTTP/2 starts with its connection preface: one connection then carries many
-            // requests at once, and an exchange can't be bound to a write. Nothing is bound on
-            // it (no GotConn or wire events), rather than anything wrongly.
+            // requests at once, and no exchange is bound to a write: its streams are followed
+            // frame by frame instead (invariant 6).
             self.proto_known = !first_bytes.is_empty();
-            self.h2 = first_bytes.starts_with(H2_PREFACE);
+            if first_bytes.starts_with(H2_PREFACE) {
+                let addrs = addrs.take().map_or((None, None), |f| f());
+                let addrs = *self.addrs.get_or_insert(addrs);
+                self.h2 = Some(Box::new(H2Side::new(self, addrs)));
+            }
         }
         let Some(handoff) = take_handoff() else {
             return;
         };
-        let at_boundary = !self.h2 && (self.exchanges == 0 || self.read_in_exchange);
+        let at_boundary = self.h2.is_none() && (self.exchanges == 0 || self.read_in_exchange);
         if !at_boundary {
             return;
         }
@@ -747,7 +816,9 @@ impl ConnSide {
         };
         let Some(ctx) = weak.upgrade() else { return };
         let at = Instant::now();
-        let (remote_addr, local_addr) = *self.addrs.get_or_insert_with(addrs);
+        let (remote_addr, local_addr) = *self
+            .addrs
+            .get_or_insert_with(|| addrs.take().map_or((None, None), |f| f()));
         let reused = index > 0;
         let was_idle = reused || self.dialled_for != Some(ctx.id);
         let idle_time = if was_idle {
@@ -763,6 +834,8 @@ impl ConnSide {
             conn_id: self.conn_id,
             local_addr,
             remote_addr,
+            http2: None,
+            derived: None,
         }));
         self.exchange = Some(Exchange {
             req: weak,
@@ -815,9 +888,9 @@ impl ConnSide {
         let _ = take_handoff();
     }
 
-    /// A traced request is being served: reads must be counted.
+    /// A traced request is being served, or the connection speaks HTTP/2: reads must be seen.
     pub(crate) fn traced_exchange(&self) -> bool {
-        self.exchange.is_some()
+        self.exchange.is_some() || self.h2.is_some()
     }
 
     /// A read completed, its length unknown (no traced request is served): the exchange read
@@ -862,6 +935,18 @@ impl ConnSide {
 
     /// The connection is gone (its IO is dropped).
     pub(crate) fn closed(&mut self) {
+        if let Some(h2) = self.h2.take() {
+            let at = Instant::now();
+            let event = Event::ConnectionClosed(ConnectionClosedInfo {
+                at,
+                conn_id: self.conn_id,
+                requests: h2.wire.opened,
+                lifetime: at.saturating_duration_since(self.created),
+                error: self.error.take(),
+            });
+            h2.closed(&event, self.observer.as_ref());
+            return;
+        }
         let ctx = self.exchange.take().and_then(|ex| ex.req.upgrade());
         if ctx.is_none() && self.observer.is_none() {
             return;
@@ -881,6 +966,581 @@ impl ConnSide {
             ctx.conn_broken.store(true, Ordering::Release);
             ctx.emit_in_progress(event);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 6: HTTP/2 connections, their streams, and the requests bound to them.
+
+/// (local, remote): a live TCP connection's name, as hyper-util's `HttpInfo` gives it.
+type ConnKey = (SocketAddr, SocketAddr);
+
+type H2Registry = std::collections::HashMap<ConnKey, Weak<H2Conn>, AddrHasher>;
+
+/// The live HTTP/2 connections, by name: how a request finds the connection hyper-util gave it.
+static H2_CONNS: std::sync::LazyLock<Mutex<H2Registry>> =
+    std::sync::LazyLock::new(Default::default);
+/// How many HTTP/2 connections are live: none, and a request looks for none.
+static H2_LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn h2_conns() -> MutexGuard<'static, H2Registry> {
+    H2_CONNS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A hasher for socket addresses, which need no defence against collisions chosen by a peer
+/// (the keys are this process's own connections): a multiply-xor per word written.
+#[derive(Default, Clone, Copy)]
+struct AddrHasher;
+
+impl std::hash::BuildHasher for AddrHasher {
+    type Hasher = AddrHash;
+    fn build_hasher(&self) -> AddrHash {
+        AddrHash(0)
+    }
+}
+
+struct AddrHash(u64);
+
+impl std::hash::Hasher for AddrHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// An HTTP/2 connection, shared by its IO (the connection's task, which reads the frames) and
+/// hyper's dispatch task (which opens the streams).
+#[derive(Debug)]
+pub(crate) struct H2Conn {
+    conn_id: u64,
+    /// The request whose connect made it.
+    dialled_for: Option<u64>,
+    /// When the client's preface was written: a request that started before could only wait
+    /// for the connect.
+    preface_at: Instant,
+    addrs: (Option<SocketAddr>, Option<SocketAddr>),
+    key: Option<ConnKey>,
+    /// Streams open on the wire (HEADERS written, not closed both ways or reset).
+    wire_open: std::sync::atomic::AtomicU32,
+    /// Streams opened on the wire so far.
+    wire_opened: AtomicU64,
+    /// A request was registered: the wire is checked against the predictions.
+    registered: AtomicBool,
+    /// A stream is (or was) mapped to a request: frames look their stream up.
+    mapped_any: AtomicBool,
+    state: Mutex<H2State>,
+}
+
+#[derive(Debug)]
+struct H2State {
+    /// Every stream opened so far was registered: stream ids are known.
+    exact: bool,
+    /// The id hyper gives the next stream it opens.
+    next_id: u32,
+    /// Streams registered.
+    opened: u64,
+    /// A `GOAWAY` was read or the connection ended: hyper opens no more streams on it.
+    done: bool,
+    /// The open streams of traced requests, by id (while `exact`).
+    mapped: std::collections::HashMap<u32, Weak<RequestCtx>>,
+    /// The requests given this connection (pruned as they go): they hear of its end.
+    attached: Vec<Weak<RequestCtx>>,
+    /// When the last stream closed (or the connection started): idle since.
+    idle_since: Instant,
+}
+
+impl H2Conn {
+    fn lock(&self) -> MutexGuard<'_, H2State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// hyper opens a stream for `ctx`, right now (its dispatch task asked the body
+    /// `is_end_stream()`): `GotConn`.
+    fn open(&self, ctx: &Arc<RequestCtx>) {
+        let at = Instant::now();
+        self.registered.store(true, Ordering::Release);
+        let mut st = self.lock();
+        if !ctx.all_traced && st.exact {
+            // from now on, untraced requests may open streams nobody registers
+            st.exact = false;
+            st.mapped.clear();
+        }
+        let stream_id = (st.exact && !st.done && !ctx.opens_no_stream).then_some(st.next_id);
+        if !ctx.opens_no_stream {
+            st.next_id = st.next_id.saturating_add(2);
+        }
+        let wire_open = self.wire_open.load(Ordering::Acquire);
+        let streams_in_flight = match st.exact {
+            true => st.mapped.len() as u32,
+            false => wire_open,
+        };
+        let reused = st.opened > 0 || self.wire_opened.load(Ordering::Acquire) > 0;
+        let dialler = self.dialled_for == Some(ctx.id);
+        let was_idle = streams_in_flight == 0 && (reused || !dialler);
+        let idle_time = match was_idle {
+            true => at.saturating_duration_since(st.idle_since),
+            false => Duration::ZERO,
+        };
+        let derived = (!st.exact).then_some(
+            "HTTP/2 with untraced requests: `reused` and `streams_in_flight` count the streams on \
+             the wire and those of traced requests (an untraced stream not yet written is missed)",
+        );
+        st.opened += 1;
+        let weak = Arc::downgrade(ctx);
+        if let Some(id) = stream_id {
+            st.mapped.insert(id, weak.clone());
+            self.mapped_any.store(true, Ordering::Release);
+        }
+        if st.attached.len() >= 64 && st.attached.len().is_power_of_two() {
+            st.attached.retain(|w| w.strong_count() > 0);
+        }
+        st.attached.push(weak);
+        drop(st);
+        ctx.emit(Event::GotConn(GotConnInfo {
+            at,
+            reused,
+            was_idle,
+            idle_time,
+            conn_id: self.conn_id,
+            local_addr: self.addrs.1,
+            remote_addr: self.addrs.0,
+            http2: Some(Http2Stream {
+                stream_id,
+                streams_in_flight,
+                waited_for_connect: !dialler && ctx.start() < self.preface_at,
+            }),
+            derived,
+        }));
+    }
+
+    /// The request of an open stream.
+    fn stream(&self, id: u32) -> Option<Arc<RequestCtx>> {
+        if !self.mapped_any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().mapped.get(&id).and_then(Weak::upgrade)
+    }
+
+    /// The requests still in progress that were given this connection.
+    fn attached(&self) -> Vec<Arc<RequestCtx>> {
+        let st = self.lock();
+        st.attached.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+thread_local! {
+    /// Where a connection's `Connected` metadata is read, reused from request to request.
+    static EXTRAS: std::cell::RefCell<http::Extensions> = std::cell::RefCell::new(http::Extensions::new());
+}
+
+impl RequestCtx {
+    /// Called where hyper hands the request to a connection's task: if that is an HTTP/2
+    /// connection's dispatch task, registers the request's stream there (invariant 6).
+    fn open_on_http2(self: &Arc<Self>) -> bool {
+        if H2_LIVE.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let Some(capture) = &self.capture else {
+            return false;
+        };
+        let key = {
+            let connected = capture.connection_metadata();
+            let Some(connected) = connected.as_ref() else {
+                return false;
+            };
+            let read = EXTRAS.try_with(|ext| {
+                let mut ext = ext.try_borrow_mut().ok()?;
+                connected.get_extras(&mut ext);
+                let key = ext
+                    .get::<HttpInfo>()
+                    .map(|info| (info.local_addr(), info.remote_addr()));
+                ext.clear();
+                key
+            });
+            match read {
+                Ok(Some(key)) => key,
+                _ => return false,
+            }
+        };
+        let conn = h2_conns().get(&key).and_then(Weak::upgrade);
+        match conn {
+            Some(conn) => {
+                conn.open(self);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What the IO of an HTTP/2 connection tracks: the frames both ways, and the streams on the wire.
+#[derive(Debug)]
+pub(crate) struct H2Side {
+    out: FrameReader,
+    inn: FrameReader,
+    wire: WireState,
+}
+
+/// The streams on the wire, as the frames tell them.
+#[derive(Debug)]
+struct WireState {
+    shared: Arc<H2Conn>,
+    /// The streams open on the wire.
+    streams: std::collections::HashMap<u32, WireStream>,
+    /// The highest stream id opened on the wire.
+    max_opened: u32,
+    /// The server's first `SETTINGS` was read.
+    ready: bool,
+    opened: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct WireStream {
+    /// The client ended its side (`END_STREAM` written).
+    local_end: bool,
+    /// The server ended its side (`END_STREAM` read).
+    remote_end: bool,
+    /// The header block being written ends the stream (its `END_HEADERS` comes in a
+    /// `CONTINUATION`).
+    ends_with_headers: bool,
+    /// A frame of the response was read.
+    first_byte: bool,
+    /// The request's header block was written (a later block is its trailers).
+    headers_written: bool,
+}
+
+impl H2Side {
+    fn new(conn: &ConnSide, addrs: (Option<SocketAddr>, Option<SocketAddr>)) -> Self {
+        let now = Instant::now();
+        let key = match addrs {
+            (Some(remote), Some(local)) => Some((local, remote)),
+            _ => None,
+        };
+        let shared = Arc::new(H2Conn {
+            conn_id: conn.conn_id,
+            dialled_for: conn.dialled_for,
+            preface_at: now,
+            addrs,
+            key,
+            wire_open: Default::default(),
+            wire_opened: AtomicU64::new(0),
+            registered: AtomicBool::new(false),
+            mapped_any: AtomicBool::new(false),
+            state: Mutex::new(H2State {
+                exact: true,
+                next_id: 1,
+                opened: 0,
+                done: false,
+                mapped: Default::default(),
+                attached: Vec::new(),
+                idle_since: now,
+            }),
+        });
+        if let Some(key) = key {
+            h2_conns().insert(key, Arc::downgrade(&shared));
+            H2_LIVE.fetch_add(1, Ordering::Relaxed);
+        }
+        Self {
+            out: FrameReader::after_preface(),
+            inn: FrameReader::default(),
+            wire: WireState {
+                shared,
+                streams: Default::default(),
+                max_opened: 0,
+                ready: false,
+                opened: 0,
+            },
+        }
+    }
+
+    fn closed(&self, event: &Event, observer: Option<&ClientTrace>) {
+        let shared = &self.wire.shared;
+        shared.lock().done = true;
+        self.wire.tell(event, true, None, observer);
+        if let Some(key) = shared.key {
+            let mut conns = h2_conns();
+            if conns
+                .get(&key)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(shared)))
+            {
+                conns.remove(&key);
+            }
+            drop(conns);
+            H2_LIVE.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl WireState {
+    /// A stream closed both ways (or was reset): it leaves the wire and the map.
+    fn close_stream(&mut self, id: u32, at: Instant) {
+        if self.streams.remove(&id).is_none() {
+            return;
+        }
+        let shared = &self.shared;
+        let left = shared.wire_open.fetch_sub(1, Ordering::AcqRel) - 1;
+        if left == 0 || shared.mapped_any.load(Ordering::Acquire) {
+            let mut st = shared.lock();
+            st.mapped.remove(&id);
+            if left == 0 {
+                st.idle_since = at;
+            }
+        }
+    }
+
+    /// Tells `event` to the dialler (if in progress), to the requests given the connection when
+    /// `attached`, and to the connector's observer.
+    fn tell(
+        &self,
+        event: &Event,
+        attached: bool,
+        dialler: Option<&Weak<RequestCtx>>,
+        observer: Option<&ClientTrace>,
+    ) {
+        let mut told = match attached {
+            true => self.shared.attached(),
+            false => Vec::new(),
+        };
+        if let Some(d) = dialler.and_then(Weak::upgrade) {
+            if !told.iter().any(|c| Arc::ptr_eq(c, &d)) {
+                told.push(d);
+            }
+        }
+        for ctx in told {
+            ctx.emit_in_progress(event.clone());
+        }
+        if let Some(observer) = observer {
+            observer.emit(event);
+        }
+    }
+
+    /// A frame was written whole.
+    fn sent(&mut self, head: frames::FrameHead, payload: &[u8], at: Instant) {
+        let id = head.stream;
+        if id == 0 {
+            return;
+        }
+        match head.kind {
+            frames::HEADERS | frames::CONTINUATION => {
+                if head.kind == frames::HEADERS && id > self.max_opened {
+                    self.new_stream(id);
+                }
+                let Some(ws) = self.streams.get_mut(&id) else {
+                    return;
+                };
+                if head.kind == frames::HEADERS && head.has(frames::END_STREAM) {
+                    ws.ends_with_headers = true;
+                }
+                if !head.has(frames::END_HEADERS) {
+                    return;
+                }
+                let ends = std::mem::take(&mut ws.ends_with_headers);
+                let first_block = !std::mem::replace(&mut ws.headers_written, true);
+                ws.local_end |= ends;
+                let closed = ws.local_end && ws.remote_end;
+                if first_block || ends {
+                    if let Some(ctx) = self.shared.stream(id) {
+                        let mut st = ctx.lock();
+                        if first_block {
+                            let event = Event::WroteHeaders(WroteHeadersInfo { at });
+                            ctx.deliver_locked(&mut st, &event);
+                        }
+                        if ends {
+                            let event = Event::WroteRequest(WroteRequestInfo { at, error: None });
+                            ctx.deliver_locked(&mut st, &event);
+                        }
+                    }
+                }
+                if closed {
+                    self.close_stream(id, at);
+                }
+            }
+            frames::DATA if head.has(frames::END_STREAM) => {
+                let Some(ws) = self.streams.get_mut(&id) else {
+                    return;
+                };
+                ws.local_end = true;
+                let closed = ws.remote_end;
+                if let Some(ctx) = self.shared.stream(id) {
+                    ctx.emit(Event::WroteRequest(WroteRequestInfo { at, error: None }));
+                }
+                if closed {
+                    self.close_stream(id, at);
+                }
+            }
+            frames::RST_STREAM => {
+                if let Some(ctx) = self.shared.stream(id) {
+                    ctx.emit_in_progress(Event::StreamReset(StreamResetInfo {
+                        at,
+                        conn_id: self.shared.conn_id,
+                        stream_id: id,
+                        error_code: frames::u32_at(payload, 0).unwrap_or(0),
+                        by_server: false,
+                    }));
+                }
+                self.close_stream(id, at);
+            }
+            _ => {}
+        }
+    }
+
+    /// The client's `HEADERS` open stream `id` on the wire.
+    fn new_stream(&mut self, id: u32) {
+        self.max_opened = id;
+        self.opened += 1;
+        self.streams.insert(id, WireStream::default());
+        let shared = &self.shared;
+        shared.wire_open.fetch_add(1, Ordering::AcqRel);
+        shared.wire_opened.fetch_add(1, Ordering::AcqRel);
+        if shared.registered.load(Ordering::Acquire) {
+            let mut st = shared.lock();
+            if st.exact && !st.mapped.contains_key(&id) && id < st.next_id {
+                // a stream nobody registered: the order no longer tells
+                st.exact = false;
+                st.mapped.clear();
+            }
+        }
+    }
+
+    /// A frame's header was read.
+    fn frame_started(&mut self, head: frames::FrameHead, at: Instant) {
+        if head.stream == 0 {
+            return;
+        }
+        let Some(ws) = self.streams.get_mut(&head.stream) else {
+            return;
+        };
+        if std::mem::replace(&mut ws.first_byte, true) {
+            return;
+        }
+        if let Some(ctx) = self.shared.stream(head.stream) {
+            ctx.read(at, true);
+        }
+    }
+
+    /// A frame was read whole.
+    fn received(
+        &mut self,
+        head: frames::FrameHead,
+        payload: &[u8],
+        at: Instant,
+        dialler: Option<&Weak<RequestCtx>>,
+        observer: Option<&ClientTrace>,
+    ) {
+        let id = head.stream;
+        match head.kind {
+            frames::SETTINGS if id == 0 && !head.has(frames::ACK) && !self.ready => {
+                self.ready = true;
+                let (mut max_streams, mut window, mut frame) = (None, None, None);
+                for (setting, value) in frames::settings(payload) {
+                    match setting {
+                        0x3 => max_streams = Some(value),
+                        0x4 => window = Some(value),
+                        0x5 => frame = Some(value),
+                        _ => {}
+                    }
+                }
+                let event = Event::Http2Ready(Http2ReadyInfo {
+                    at,
+                    conn_id: self.shared.conn_id,
+                    max_concurrent_streams: max_streams,
+                    initial_window_size: window,
+                    max_frame_size: frame,
+                });
+                self.tell(&event, false, dialler, observer);
+            }
+            frames::GOAWAY if id == 0 => {
+                self.shared.lock().done = true;
+                let event = Event::GoAway(GoAwayInfo {
+                    at,
+                    conn_id: self.shared.conn_id,
+                    last_stream_id: frames::u32_at(payload, 0).unwrap_or(0) & 0x7fff_ffff,
+                    error_code: frames::u32_at(payload, 4).unwrap_or(0),
+                });
+                self.tell(&event, true, dialler, observer);
+            }
+            frames::HEADERS | frames::DATA if id != 0 && head.has(frames::END_STREAM) => {
+                let Some(ws) = self.streams.get_mut(&id) else {
+                    return;
+                };
+                ws.remote_end = true;
+                if ws.local_end {
+                    self.close_stream(id, at);
+                }
+            }
+            frames::RST_STREAM if id != 0 => {
+                if !self.streams.contains_key(&id) {
+                    return;
+                }
+                if let Some(ctx) = self.shared.stream(id) {
+                    ctx.emit_in_progress(Event::StreamReset(StreamResetInfo {
+                        at,
+                        conn_id: self.shared.conn_id,
+                        stream_id: id,
+                        error_code: frames::u32_at(payload, 0).unwrap_or(0),
+                        by_server: true,
+                    }));
+                }
+                self.close_stream(id, at);
+            }
+            _ => {}
+        }
+    }
+}
+
+impl ConnSide {
+    /// Bytes of an HTTP/2 connection were written (accepted by the transport).
+    pub(crate) fn h2_wrote(&mut self, bytes: &[u8]) {
+        let Some(h2) = self.h2.as_deref_mut() else {
+            return;
+        };
+        let at = Instant::now();
+        let H2Side { out, wire, .. } = h2;
+        out.feed(bytes, |seen| {
+            if let Seen::End(head, payload) = seen {
+                wire.sent(head, payload, at);
+            }
+        });
+    }
+
+    /// Bytes of an HTTP/2 connection were read.
+    pub(crate) fn h2_read(&mut self, bytes: &[u8]) {
+        let ConnSide {
+            h2,
+            dialler,
+            observer,
+            ..
+        } = self;
+        let Some(h2) = h2.as_deref_mut() else {
+            return;
+        };
+        let at = Instant::now();
+        let H2Side { inn, wire, .. } = h2;
+        inn.feed(bytes, |seen| match seen {
+            Seen::Start(head) => wire.frame_started(head, at),
+            Seen::End(head, payload) => {
+                wire.received(head, payload, at, dialler.as_ref(), observer.as_ref())
+            }
+        });
     }
 }
 

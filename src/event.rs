@@ -155,6 +155,83 @@ pub struct GotConnInfo {
     pub local_addr: Option<SocketAddr>,
     /// The remote address, when the connection reports it.
     pub remote_addr: Option<SocketAddr>,
+    /// On an HTTP/2 connection: the stream that carries the request, and the connection's state
+    /// when it was opened. `None` on HTTP/1.
+    pub http2: Option<Http2Stream>,
+    /// `None` when every field is exact; else what the event was derived from (its `at` and the
+    /// fields it names), e.g. for reqwest, whose pool is private.
+    pub derived: Option<&'static str>,
+}
+
+/// The HTTP/2 side of [`GotConnInfo`]: the request's stream and its connection at that moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Http2Stream {
+    /// The stream's id, when it is known exactly: when every request on the connection is traced
+    /// (see the crate docs, "HTTP/2"). Otherwise `None`, and the request gets no wire events of
+    /// its own (`WroteHeaders`, `WroteRequest`, `GotFirstResponseByte`).
+    pub stream_id: Option<u32>,
+    /// The streams open on the connection when this one was opened, not counting it (as
+    /// httptrace saw them on the wire).
+    pub streams_in_flight: u32,
+    /// The request waited for a connection another request was dialling (it neither dialled it
+    /// nor found it ready).
+    pub waited_for_connect: bool,
+}
+
+/// `Http2Ready` (beyond Go): an HTTP/2 connection is up: the client's preface and settings are
+/// written and the server's first `SETTINGS` frame was read.
+///
+/// Reported to the request that dialled the connection (if still in progress) and to the
+/// connector's [`observe_connections`](crate::TracingConnector::observe_connections) trace.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Http2ReadyInfo {
+    /// When it happened: the server's `SETTINGS` frame was read.
+    pub at: Instant,
+    /// The connection's id.
+    pub conn_id: u64,
+    /// The server's `SETTINGS_MAX_CONCURRENT_STREAMS`, if it sent one.
+    pub max_concurrent_streams: Option<u32>,
+    /// The server's `SETTINGS_INITIAL_WINDOW_SIZE`, if it sent one.
+    pub initial_window_size: Option<u32>,
+    /// The server's `SETTINGS_MAX_FRAME_SIZE`, if it sent one.
+    pub max_frame_size: Option<u32>,
+}
+
+/// `GoAway` (beyond Go): the server sent `GOAWAY` on an HTTP/2 connection: streams above
+/// `last_stream_id` will not be processed, and no new stream opens on it.
+///
+/// Reported to the requests with a stream open on the connection, to the one that dialled it (if
+/// in progress), and to the connector's
+/// [`observe_connections`](crate::TracingConnector::observe_connections) trace.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct GoAwayInfo {
+    /// When the frame was read.
+    pub at: Instant,
+    /// The connection's id.
+    pub conn_id: u64,
+    /// The last stream the server processed or may process.
+    pub last_stream_id: u32,
+    /// The HTTP/2 error code (`0`: `NO_ERROR`, a graceful shutdown).
+    pub error_code: u32,
+}
+
+/// `StreamReset` (beyond Go): the request's HTTP/2 stream was reset (`RST_STREAM`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StreamResetInfo {
+    /// When the frame was read or written.
+    pub at: Instant,
+    /// The connection's id.
+    pub conn_id: u64,
+    /// The stream's id.
+    pub stream_id: u32,
+    /// The HTTP/2 error code (e.g. `8`: `CANCEL`, `7`: `REFUSED_STREAM`).
+    pub error_code: u32,
+    /// The server reset it (else the client did, e.g. because the request was dropped).
+    pub by_server: bool,
 }
 
 /// `WroteHeaders`: the request line and headers are written to the connection.
@@ -275,7 +352,8 @@ pub struct RequestCanceledInfo {
 
 /// `ConnectionClosed` (beyond Go): the connection that served this request closed.
 ///
-/// Reported to the last request the connection served, if that request is still in progress.
+/// Reported to the last request the connection served, if that request is still in progress; on
+/// HTTP/2 to every request given the connection that is still in progress.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectionClosedInfo {
@@ -283,7 +361,7 @@ pub struct ConnectionClosedInfo {
     pub at: Instant,
     /// The connection's id.
     pub conn_id: u64,
-    /// How many requests it served.
+    /// How many requests it served (on HTTP/2: how many streams it opened).
     pub requests: u64,
     /// How long it lived.
     pub lifetime: Duration,
@@ -304,7 +382,8 @@ macro_rules! events {
         impl Event {
             /// Go's hook name for Go's events (`"GetConn"`, `"DNSStart"`...), and httptrace's name
             /// for the others (`"ResponseHeaders"`, `"ResponseBodyDone"`, `"RequestFailed"`,
-            /// `"RequestCanceled"`, `"ConnectionClosed"`, `"Redirect"`).
+            /// `"RequestCanceled"`, `"ConnectionClosed"`, `"Redirect"`, `"Http2Ready"`, `"GoAway"`,
+            /// `"StreamReset"`).
             ///
             /// ```
             /// use httptrace::Recorder;
@@ -404,6 +483,12 @@ events! {
     RequestCanceled(RequestCanceledInfo) => request_canceled, "RequestCanceled", some;
     /// `ConnectionClosed`: the connection that served the request closed.
     ConnectionClosed(ConnectionClosedInfo) => connection_closed, "ConnectionClosed", opt;
+    /// `Http2Ready`: an HTTP/2 connection exchanged its preface and settings.
+    Http2Ready(Http2ReadyInfo) => http2_ready, "Http2Ready", none;
+    /// `GoAway`: the server sent `GOAWAY` on the request's HTTP/2 connection.
+    GoAway(GoAwayInfo) => go_away, "GoAway", none;
+    /// `StreamReset`: the request's HTTP/2 stream was reset.
+    StreamReset(StreamResetInfo) => stream_reset, "StreamReset", none;
 }
 
 impl Event {
@@ -424,6 +509,9 @@ impl Event {
                 | Event::RequestFailed(_)
                 | Event::RequestCanceled(_)
                 | Event::ConnectionClosed(_)
+                | Event::Http2Ready(_)
+                | Event::GoAway(_)
+                | Event::StreamReset(_)
         )
     }
 }

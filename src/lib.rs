@@ -36,37 +36,65 @@
 //! # Events
 //!
 //! Go's events (but `WroteHeaderField`, and `Wait100Continue`: hyper doesn't wait for
-//! `100 Continue`), and six of httptrace's own. Every Start has exactly one Done, also on error
+//! `100 Continue`), and nine of httptrace's own. Every Start has exactly one Done, also on error
 //! and cancellation, and every traced request ends with exactly one of `ResponseBodyDone`,
 //! `RequestFailed` or `RequestCanceled`. One exception to "ends": a connect the request started
 //! that hyper-util finishes in the background (an idle connection served the request) reports
 //! its end when it has one, after the request's.
 //!
-//! | event | when (HTTP/1) | observed on |
-//! |---|---|---|
-//! | `GetConn` | the layer is called with the request, before a connection is taken or dialled | request |
-//! | `DNSStart` / `DNSDone` | around the lookup of a name, through [`TracingResolver`]; not for IP literals | request (connect) |
-//! | `ConnectStart` / `ConnectDone` | around the connector call (the start follows `DNSDone`), or once per address attempt with [`PerAddressConnector`] | request (connect) |
-//! | `TLSHandshakeStart` / `TLSHandshakeDone` | around the handshake of a TLS connector over a [`TracingTransport`]; the Done says what was negotiated ([`TlsState`]) or why it failed | request (connect) |
-//! | `GotConn` | the connection takes the request, before its first byte is written | connection |
-//! | `WroteHeaders` | the request head is flushed to the socket | connection |
-//! | `WroteRequest` | the head and the whole body are flushed (or writing failed) | connection |
-//! | `GotFirstResponseByte` | the first byte of the response is read from the socket | connection |
-//! | `Got100Continue`, `Got1xxResponse` | each informational response (`100` fires both) | connection |
-//! | `ResponseHeaders` | the response head reaches the caller | request |
-//! | `ResponseBodyDone` | the response body ends, fails, or is dropped early | request |
-//! | `PutIdleConn` | at the body's end, right before `ResponseBodyDone`, when the connection can go back to the pool: keep-alive on both sides, and it didn't close (hyper-util may still drop it if its pool is full or disabled); `at` is when the response's last byte was read | request |
-//! | `Redirect` | a redirect is followed (reqwest's `redirect_policy`) | request |
-//! | `RequestFailed` | the client returned an error | request |
-//! | `RequestCanceled` | the response future was dropped before it completed | request |
-//! | `ConnectionClosed` | the connection closed while its last request is still in progress | connection |
+//! The HTTP/2 column: *exact* is the same as HTTP/1; *per stream* means exact when the stream is
+//! known (see [HTTP/2](#http2)), not emitted otherwise; *not emitted* says why.
 //!
-//! Over HTTP/2 (ALPN `h2`, or `http2_only`), one connection carries many requests at once: a
-//! request reports `GetConn`, the connect of the connection it dialled, `ResponseHeaders` and
-//! `ResponseBodyDone` (and its failure), all exact; `GotConn`, the wire events and
-//! `PutIdleConn` are not emitted, rather than attributed to the wrong stream.
+//! | event | when (HTTP/1) | HTTP/2 | observed on |
+//! |---|---|---|---|
+//! | `GetConn` | the layer is called with the request, before a connection is taken or dialled | exact | request |
+//! | `DNSStart` / `DNSDone` | around the lookup of a name, through [`TracingResolver`]; not for IP literals | exact, to the request that dialled | request (connect) |
+//! | `ConnectStart` / `ConnectDone` | around the connector call (the start follows `DNSDone`), or once per address attempt with [`PerAddressConnector`] | exact, to the request that dialled | request (connect) |
+//! | `TLSHandshakeStart` / `TLSHandshakeDone` | around the handshake of a TLS connector over a [`TracingTransport`]; the Done says what was negotiated ([`TlsState`]) or why it failed | exact (ALPN `h2` in the state) | request (connect) |
+//! | `Http2Ready` | - | the server's first `SETTINGS` frame is read: to the request that dialled, and the connector's observer | connection |
+//! | `GotConn` | the connection takes the request, before its first byte is written | exact: hyper opens the request's stream; names the connection, the stream (when known), the streams in flight, and whether it waited for another request's connect | connection (hyper's HTTP/2 task) |
+//! | `WroteHeaders` | the request head is flushed to the socket | per stream: its `HEADERS` (and `CONTINUATION`) frames are written | connection |
+//! | `WroteRequest` | the head and the whole body are flushed (or writing failed) | per stream: the frame that ends the stream is written | connection |
+//! | `GotFirstResponseByte` | the first byte of the response is read from the socket | per stream: the first frame of the stream is read | connection |
+//! | `Got100Continue`, `Got1xxResponse` | each informational response (`100` fires both) | not emitted: hyper's HTTP/2 client has no 1xx callback, and telling a 1xx `HEADERS` frame from the final one would take decoding HPACK | connection |
+//! | `StreamReset` | - | per stream: `RST_STREAM` read or written | connection |
+//! | `GoAway` | - | a `GOAWAY` frame is read: to the requests on the connection still in progress, its dialler, and the observer | connection |
+//! | `ResponseHeaders` | the response head reaches the caller | exact | request |
+//! | `ResponseBodyDone` | the response body ends, fails, or is dropped early | exact | request |
+//! | `PutIdleConn` | at the body's end, right before `ResponseBodyDone`, when the connection can go back to the pool: keep-alive on both sides, and it didn't close (hyper-util may still drop it if its pool is full or disabled); `at` is when the response's last byte was read | not emitted: the connection is shared, never idle-pooled per request (as in Go) | request |
+//! | `Redirect` | a redirect is followed (reqwest's `redirect_policy`) | exact | request |
+//! | `RequestFailed` | the client returned an error | exact | request |
+//! | `RequestCanceled` | the response future was dropped before it completed | exact | request |
+//! | `ConnectionClosed` | the connection closed while its last request is still in progress | to every request on it still in progress; `requests` counts its streams | connection |
 //!
-//! # When the hooks are called
+//! # HTTP/2
+//!
+//! One HTTP/2 connection carries many requests at once, and one write can hold several
+//! requests' frames, so a request is not bound by "whose bytes are these" as on HTTP/1
+//! (`src/binding.rs`, invariant 6):
+//! - **The connection** of each traced request is exact: hyper-util tells it (its
+//!   `CaptureConnection`, which the layer puts in the request; see
+//!   [`TraceLayer::http2_streams`]), and `GotConn` fires on hyper's HTTP/2 task at the instant
+//!   it opens the request's stream.
+//! - **The stream** is known when every stream of the connection belongs to a traced request:
+//!   hyper opens streams one at a time with ids 1, 3, 5..., so the k-th request it opens is
+//!   stream 2k-1. That holds when the layer traces every request (a
+//!   [`default_trace`](TraceLayer::default_trace), a [`trace_factory`](TraceLayer::trace_factory)
+//!   or [`record_timings`](TraceLayer::record_timings)) and every request of the client goes
+//!   through it. Then the frames' 9-byte headers, read above TLS, give the request its
+//!   `WroteHeaders`, `WroteRequest`, `GotFirstResponseByte` and `StreamReset`, at the instants
+//!   they cross the wire. Otherwise (untraced requests cost nothing, so they can't be counted),
+//!   `GotConn` has no stream id and is marked [`derived`](GotConnInfo::derived) for its counts,
+//!   and the per-stream events are not emitted. A stream on the wire that no request predicted
+//!   also stops the mapping, rather than risk a wrong one.
+//! - **The connection's life** needs no mapping: `Http2Ready` (the server's settings),
+//!   `GoAway`, `ConnectionClosed` (with the number of streams), also to
+//!   [`TracingConnector::observe_connections`].
+//! - With ALPN, hyper-util can't know a connection will be shared before it is made, so
+//!   concurrent first requests each dial (the extra connections go to the pool); with
+//!   `http2_only`, one dials and the others wait: their `GotConn` says `waited_for_connect`.
+//!
+//! //! # When the hooks are called
 //!
 //! Hooks run on the task that observes the event: the request's task, or the connection's task
 //! for the events on the wire. A request's hooks are called one at a time, in order. A hook
@@ -95,7 +123,8 @@
 //! ## GotConn
 //! `reused` when the connection served requests before; `was_idle` when it came from the pool
 //! (also a fresh connection that was dialled for another request); `idle_time` since it last read
-//! a response (or was connected).
+//! a response (or was connected). On HTTP/2, `was_idle` when no stream was open on it, and
+//! `idle_time` since its last stream closed; [`http2`](GotConnInfo::http2) has the stream.
 //!
 //! ## WroteHeaders, WroteRequest, GotFirstResponseByte
 //! From the connection's IO. With a body that is empty or sent in one piece, hyper writes the
@@ -113,6 +142,8 @@
 //!
 //! - `rustls` (default): TLS handshake details over hyper-rustls (`Rustls`) and the one-line
 //!   HTTPS stack (`HttpsStack`, `TracingConnector::https`).
+//! - `http2` (default): hyper's and hyper-util's HTTP/2 client, ALPN `h2` offered by
+//!   `TracingConnector::https`, and reqwest's HTTP/2.
 //! - `reqwest`: `reqwest::Client` through the same layer (module `reqwest`).
 //! - `tracing`: `TracingHooks`, spans and events for the `tracing` ecosystem.
 //! - `opentelemetry`: `Otel`, metrics and spans under the OpenTelemetry HTTP conventions.

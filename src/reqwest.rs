@@ -79,7 +79,7 @@ use tower_service::Service;
 
 use crate::binding::{self, DialCtx, RequestCtx};
 use crate::error::SharedError;
-use crate::event::{Event, GetConnInfo, GotConnInfo, RedirectInfo};
+use crate::event::{Event, GetConnInfo, GotConnInfo, Http2Stream, RedirectInfo};
 use crate::request::{RequestHandle, ResponseBody, ResponseFuture, Trace, TraceResponse};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -152,6 +152,20 @@ impl TraceResponse for reqwest::Response {
                 (true, id, ctx.start())
             }
         };
+        let http2 = (self.version() == http::Version::HTTP_2).then_some(Http2Stream {
+            stream_id: None,
+            streams_in_flight: 0,
+            waited_for_connect: false,
+        });
+        let derived = if http2.is_some() {
+            "reqwest, HTTP/2: the connection from the response's HttpInfo; `reused` means \
+             \"not made by this request's connect\"; `at` is the connect's end or the request's \
+             start; the stream id, streams in flight and waiting are unknown (None, 0, false)"
+        } else {
+            "reqwest: the connection from the response's HttpInfo; `reused`/`was_idle` mean \
+             \"not made by this request's connect\"; `idle_time` is unknown (zero); `at` is the \
+             connect's end or the request's start"
+        };
         ctx.emit(Event::GotConn(GotConnInfo {
             at,
             reused,
@@ -160,6 +174,8 @@ impl TraceResponse for reqwest::Response {
             conn_id,
             local_addr,
             remote_addr,
+            http2,
+            derived: Some(derived),
         }));
     }
 

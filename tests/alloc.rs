@@ -148,11 +148,17 @@ where
 ///   and its hash table) and the `Box` of the `ClientTrace` in it;
 /// - 1 the `RequestCtx` (`Arc`) of `Trace::call`;
 /// - 2 hyper's 1xx callback for the request (`hyper::ext::on_informational`: its `Arc`, and the
-///   `Box` it is stored in among the extensions).
+///   `Box` it is stored in among the extensions);
+/// - 4 (measured as the difference with (e)) hyper-util's `CaptureConnection`, which binds a
+///   request to an HTTP/2 connection: its watch channel's `Arc`, the `Arc` of its sender, the
+///   sender's `Box` among the extensions, and the copy of the connection's `Connected` extras
+///   it keeps per request. `TraceLayer::http2_streams(false)` saves them.
 ///
 /// Nothing is allocated on the connection's task, and delivering the events to the no-op hooks
 /// allocates nothing.
-const NOOP_EXTRA_ALLOCS: u64 = 6;
+const NOOP_EXTRA_ALLOCS: u64 = 10;
+/// A no-op trace on a layer that doesn't bind HTTP/2 streams.
+const NOOP_HTTP1_EXTRA_ALLOCS: u64 = 6;
 /// And no realloc.
 const NOOP_EXTRA_REALLOCS: u64 = 0;
 
@@ -178,6 +184,7 @@ fn untraced_costs_nothing_noop_trace_costs_a_fixed_few() {
             let a = measure("(a) bare hyper-util", &mut bare(HttpConnector::new()), n, get).await;
             let b = measure("(b) traced, no trace", &mut traced(HttpConnector::new(), TraceLayer::new()), n, get).await;
             let c = measure("(c) traced, no-op trace", &mut traced(HttpConnector::new(), TraceLayer::new()), n, with_noop).await;
+            let e = measure("(e) no-op, http2_streams off", &mut traced(HttpConnector::new(), TraceLayer::new().http2_streams(false)), n, with_noop).await;
             let d = measure("(d) traced, Recorder/request", &mut traced(HttpConnector::new(), TraceLayer::new()), n, || {
                 let mut req = get();
                 req.extensions_mut().insert(Recorder::new().trace());
@@ -206,6 +213,12 @@ fn untraced_costs_nothing_noop_trace_costs_a_fixed_few() {
                 NOOP_EXTRA_ALLOCS,
                 "no-op trace: extra allocs per request changed"
             );
+            assert_eq!(
+                (e.allocs - a.allocs) / n64,
+                NOOP_HTTP1_EXTRA_ALLOCS,
+                "no-op trace without HTTP/2 streams: extra allocs per request changed"
+            );
+            assert_eq!((e.allocs - a.allocs) % n64, 0);
             assert_eq!(
                 c.reallocs,
                 a.reallocs + NOOP_EXTRA_REALLOCS * n64,

@@ -1,95 +1,610 @@
-//! HTTP/2 (h2c): one connection carries many requests at once, so no exchange is bound to the
-//! wire; each request reports only what is exact for it, and nothing of another's.
+//! HTTP/2 on hyper-util's client, h2c (`http2_only`) and TLS with ALPN `h2`: each request's
+//! events name its stream exactly and happen when its frames cross the wire, or are left out.
 
 mod common;
 
-use std::convert::Infallible;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
-use httptrace::{Recorder, RequestBody, TraceLayer, TracingConnector};
+use httptrace::{Event, Recorder, RequestBody, TraceLayer, TracingConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::{Layer, ServiceExt};
 
-/// An h2c server answering `hello` after a few milliseconds.
-async fn h2_server() -> std::net::SocketAddr {
+/// What the server saw of each request, by path: when it got it and when it answered.
+type Seen = Arc<Mutex<HashMap<String, (Instant, Instant)>>>;
+
+/// An h2c server: `/<n>` answers `/<n>` after `n` ms; `/reset` resets its stream (the service
+/// fails); after `goaway_after` requests on a connection it shuts that connection down
+/// gracefully (GOAWAY), finishing the streams in flight.
+async fn h2_server(goaway_after: Option<usize>) -> (SocketAddr, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(|_req| async {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-                        b"hello",
-                    ))))
-                });
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
+            tcp.set_nodelay(true).unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(serve_h2(TokioIo::new(tcp), seen, goaway_after));
         }
     });
-    addr
+    (addr, seen)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_streams_report_only_what_is_theirs() {
-    let addr = h2_server().await;
+async fn serve_h2<I>(io: I, seen: Seen, goaway_after: Option<usize>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (count_tx, mut count_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let seen = seen.clone();
+        let count_tx = count_tx.clone();
+        async move {
+            let got = Instant::now();
+            let _ = count_tx.send(());
+            let path = req.uri().path().to_owned();
+            if path == "/reset" {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                return Err("reset this stream");
+            }
+            let ms: u64 = path[1..].parse().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            seen.lock()
+                .unwrap()
+                .insert(path.clone(), (got, Instant::now()));
+            Ok::<_, &'static str>(http::Response::new(Full::new(Bytes::from(path))))
+        }
+    });
+    let conn =
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    let Some(limit) = goaway_after else {
+        let _ = conn.await;
+        return;
+    };
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            Some(()) = count_rx.recv() => {
+                n += 1;
+                if n == limit {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn h2c_client(layer: TraceLayer) -> impl SendTraced + Send + 'static {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     let client = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build::<_, RequestBody<Body>>(TracingConnector::new(http));
-    let client = TraceLayer::new().layer(client);
-    let url = format!("http://{addr}/");
+    layer.layer(client)
+}
 
-    // the first request makes the connection
-    let first = Recorder::new();
-    let res = client
-        .clone()
-        .oneshot(traced(&url, first.trace()))
-        .await
-        .unwrap();
-    assert_eq!(res.version(), http::Version::HTTP_2);
-    res.into_body().collect().await.unwrap();
+/// One request's events: its own recorder, and the response body it read.
+async fn fetch(
+    client: impl SendTraced + Send + 'static,
+    url: String,
+) -> (Vec<Event>, Result<String, String>) {
+    let rec = Recorder::new();
+    let res = client.oneshot(traced(&url, rec.trace())).await;
+    let body = match res {
+        Ok(res) => {
+            assert_eq!(res.version(), http::Version::HTTP_2);
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            Ok(String::from_utf8(bytes.to_vec()).unwrap())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    (rec.events(), body)
+}
+
+fn stream_id(events: &[Event]) -> Option<u32> {
+    got_conn(events).http2.expect("an HTTP/2 GotConn").stream_id
+}
+
+fn at(events: &[Event], name: &str) -> Instant {
+    events
+        .iter()
+        .find(|e| e.name() == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", names(events)))
+        .at()
+}
+
+/// 64 concurrent requests with shuffled delays on one connection, each with its own trace, on
+/// a layer that traces every request (it records `Timings`), so each stream is known: each
+/// request's events are checked whole, and its wire events against what the server saw of it.
+/// On a new connection (`first_id` 1) one of them dials it, and its events are returned.
+async fn sixty_four_exact(
+    client: impl SendTraced + Send + 'static,
+    base: &str,
+    seen: &Seen,
+    first_id: u32,
+) -> Vec<Event> {
+    // delays 0, 3, 6... ms, shuffled: the streams end out of order
+    let mut next = rng(7);
+    let mut delays: Vec<u64> = (0..64).map(|i| i * 3).collect();
+    for i in (1..delays.len()).rev() {
+        delays.swap(i, (next() % (i as u64 + 1)) as usize);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for &d in &delays {
+        tasks.spawn(fetch(client.clone(), format!("{base}/{d}")));
+    }
+    // stream ids by connection
+    let mut ids: HashMap<u64, BTreeSet<u32>> = HashMap::new();
+    let mut dialler_events = Vec::new();
+    let mut dialled_conns = BTreeSet::new();
+    let mut waited = 0;
+    while let Some(res) = tasks.join_next().await {
+        let (events, body) = res.unwrap();
+        let path = body.unwrap();
+        let got = got_conn(&events);
+        let h2 = got.http2.clone().unwrap();
+        assert_eq!(got.derived, None);
+        let id = h2.stream_id.expect("every stream is known");
+        assert!(
+            ids.entry(got.conn_id).or_default().insert(id),
+            "stream {id} given twice"
+        );
+        let mut seq = names(&events);
+        let dialled = events.iter().find_map(|e| match e {
+            Event::ConnectDone(d) => d.conn_id,
+            _ => None,
+        });
+        if dialled == Some(got.conn_id) {
+            assert!(
+                dialled_conns.insert(got.conn_id),
+                "one connection, one dial"
+            );
+            // the connect, then the stream; the server's SETTINGS come when they come: after
+            // the connect (and TLS), before the response (hyper-util hands the connection out
+            // without waiting for them)
+            let (connect, got_at) = (
+                seq.iter().position(|n| *n == "ConnectStart").unwrap(),
+                seq.iter().position(|n| *n == "GotConn").unwrap(),
+            );
+            let ready = seq
+                .iter()
+                .position(|n| *n == "Http2Ready")
+                .expect("Http2Ready");
+            let first_byte = seq
+                .iter()
+                .position(|n| *n == "GotFirstResponseByte")
+                .unwrap();
+            assert!(
+                connect < got_at && ready > connect && ready < first_byte,
+                "{seq:?}"
+            );
+            if dialler_events.is_empty() {
+                dialler_events = events.clone();
+            }
+        } else {
+            waited += h2.waited_for_connect as usize;
+        }
+        // a connect of its own that hyper-util finished in the background (another request's
+        // connection was ready first) is reported too, wherever it ends; set it aside
+        seq.retain(|n| {
+            !matches!(
+                *n,
+                "ConnectStart"
+                    | "ConnectDone"
+                    | "Http2Ready"
+                    | "DNSStart"
+                    | "DNSDone"
+                    | "TLSHandshakeStart"
+                    | "TLSHandshakeDone"
+            )
+        });
+        assert_eq!(
+            seq,
+            [
+                "GetConn",
+                "GotConn",
+                "WroteHeaders",
+                "WroteRequest",
+                "GotFirstResponseByte",
+                "ResponseHeaders",
+                "ResponseBodyDone",
+            ],
+            "{path}"
+        );
+        // the wire events are this stream's: its request was written by when the server got it
+        // (give or take the scheduling: the write returns as the server may already read it),
+        // and its first response byte came after the server answered it (the answers are 3 ms
+        // apart: a stream answered earlier would show here as early)
+        let (got_at, answered_at) = seen.lock().unwrap()[&path];
+        assert!(
+            at(&events, "WroteRequest") <= got_at + Duration::from_millis(25),
+            "{path}"
+        );
+        let first_byte = at(&events, "GotFirstResponseByte");
+        assert!(
+            first_byte >= answered_at,
+            "{path}: a byte of an earlier answer"
+        );
+        assert!(first_byte <= at(&events, "ResponseHeaders"));
+        assert!(
+            first_byte < answered_at + Duration::from_millis(25),
+            "{path}: late"
+        );
+        assert_paired(&events);
+    }
+    // on each connection, hyper's stream ids, in order, with none missing: every stream known
+    assert_eq!(ids.values().map(BTreeSet::len).sum::<usize>(), 64);
+    for (conn, ids) in &ids {
+        let first = *ids.first().unwrap();
+        assert!(
+            first == 1 || first == first_id,
+            "connection {conn}: {ids:?}"
+        );
+        let expected: BTreeSet<u32> = (0..ids.len() as u32).map(|k| first + 2 * k).collect();
+        assert_eq!(ids, &expected, "connection {conn}: consecutive streams");
+    }
+    if first_id == 1 {
+        assert!(!dialler_events.is_empty(), "one request dialled");
+        // requests that started while the one connect was being made waited for it
+        assert!(waited > 0);
+    }
+    dialler_events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_64_streams_each_exact_and_its_own() {
+    let (addr, seen) = h2_server(None).await;
+    let client = h2c_client(TraceLayer::new().record_timings(true));
+    let dialler = sixty_four_exact(client, &format!("http://{addr}"), &seen, 1).await;
     assert_eq!(
-        first.names(),
+        names(&dialler)[..3],
+        ["GetConn", "ConnectStart", "ConnectDone"]
+    );
+}
+
+/// The same over TLS, HTTP/2 chosen by ALPN: the dialler sees the handshake agree on `h2`.
+#[cfg(feature = "rustls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
+    let cert = common::tls::cert_for(&["localhost"]);
+    let mut config = common::tls::server_config(&cert, &[&rustls::version::TLS13]);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tcp.set_nodelay(true).unwrap();
+            let (acceptor, seen) = (acceptor.clone(), seen2.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve_h2(TokioIo::new(tls), seen, None).await;
+                }
+            });
+        }
+    });
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let resolver = StaticResolver::answering(addr, Duration::ZERO);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(common::tls::client_config(
+            &cert,
+            &[&rustls::version::TLS13],
+        ))
+        .https_only()
+        .enable_all_versions()
+        .wrap_connector(httptrace::TracingTransport::new(
+            httptrace::PerAddressConnector::new(http, resolver),
+        ));
+    let client = Client::builder(TokioExecutor::new())
+        .build::<_, RequestBody<Body>>(TracingConnector::with_inspector(https, httptrace::Rustls));
+    let client = TraceLayer::new().record_timings(true).layer(client);
+    let base = format!("https://localhost:{}", addr.port());
+    // the first request makes the connection: until ALPN tells, hyper-util can't know it will
+    // be shared, so concurrent first requests would each dial one
+    let (first, body) = fetch(client.clone(), format!("{base}/0")).await;
+    assert_eq!(body.unwrap(), "/0");
+    let mut seq = names(&first);
+    let ready = seq
+        .iter()
+        .position(|n| *n == "Http2Ready")
+        .expect("Http2Ready");
+    seq.remove(ready);
+    assert_eq!(
+        seq,
         [
             "GetConn",
+            "DNSStart",
+            "DNSDone",
             "ConnectStart",
             "ConnectDone",
+            "TLSHandshakeStart",
+            "TLSHandshakeDone",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
             "ResponseHeaders",
             "ResponseBodyDone"
         ]
     );
+    assert!(
+        (7..=10).contains(&ready),
+        "after the handshake, before the answer"
+    );
+    let tls = first
+        .iter()
+        .find_map(|e| match e {
+            Event::TlsHandshakeDone(i) => i.state.clone(),
+            _ => None,
+        })
+        .expect("the handshake's state");
+    assert_eq!(tls.alpn.as_deref(), Some(&b"h2"[..]));
+    let got = got_conn(&first);
+    assert!(!got.reused && !got.was_idle);
+    assert_eq!(got.http2.unwrap().stream_id, Some(1));
+    // then 64 at once on it
+    sixty_four_exact(client, &base, &seen, 3).await;
+}
 
-    // 32 streams at once on it, each with its own trace
+/// A connector observer, recording what it sees.
+fn observed() -> (Recorder, TracingConnector<HttpConnector>) {
+    let rec = Recorder::new();
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let connector = TracingConnector::new(http).observe_connections(rec.trace());
+    (rec, connector)
+}
+
+/// Waits (bounded) until `rec` has an event named `name`.
+async fn wait_for(rec: &Recorder, name: &str) {
+    for _ in 0..200 {
+        if rec.names().contains(&name) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("no {name} in {:?}", rec.names());
+}
+
+/// The server shuts the connection down gracefully (GOAWAY) once it got 8 requests: the 8 in
+/// flight each hear of it and complete; the next request dials a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_mid_flight_reaches_the_streams_in_flight() {
+    let (addr, _seen) = h2_server(Some(8)).await;
+    let (observer, connector) = observed();
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, RequestBody<Body>>(connector);
+    let client = TraceLayer::new().record_timings(true).layer(client);
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..32 {
-        let (client, url) = (client.clone(), url.clone());
+    for _ in 0..8 {
+        tasks.spawn(fetch(client.clone(), format!("http://{addr}/40")));
+    }
+    let mut conn_ids = BTreeSet::new();
+    while let Some(res) = tasks.join_next().await {
+        let (events, body) = res.unwrap();
+        assert_eq!(body.unwrap(), "/40");
+        conn_ids.insert(got_conn(&events).conn_id);
+        let seq: Vec<&str> = names_but_closed(&events)
+            .into_iter()
+            .filter(|n| !["ConnectStart", "ConnectDone", "Http2Ready"].contains(n))
+            .collect();
+        // hyper's graceful shutdown sends GOAWAY twice: "no new streams", then the last one
+        let goaways = seq.iter().filter(|n| **n == "GoAway").count();
+        assert!((1..=2).contains(&goaways), "{seq:?}");
+        let without: Vec<&str> = seq.iter().copied().filter(|n| *n != "GoAway").collect();
+        assert_eq!(
+            without,
+            [
+                "GetConn",
+                "GotConn",
+                "WroteHeaders",
+                "WroteRequest",
+                "GotFirstResponseByte",
+                "ResponseHeaders",
+                "ResponseBodyDone"
+            ]
+        );
+        // the GOAWAY came while the request waited for its answer
+        let first = seq.iter().position(|n| *n == "GoAway").unwrap();
+        assert!(first > 3 && first < seq.len() - 1, "{seq:?}");
+        for e in &events {
+            if let Event::GoAway(g) = e {
+                assert_eq!(g.error_code, 0, "graceful");
+                assert_eq!(g.conn_id, got_conn(&events).conn_id);
+            }
+        }
+    }
+    assert_eq!(conn_ids.len(), 1, "one connection");
+    wait_for(&observer, "ConnectionClosed").await;
+    // the observer's view of that connection (hyper-util may have begun another one)
+    let conn = *conn_ids.first().unwrap();
+    let of_conn: Vec<Event> = observer
+        .events()
+        .into_iter()
+        .filter(|e| match e {
+            Event::ConnectDone(d) => d.conn_id == Some(conn),
+            Event::Http2Ready(r) => r.conn_id == conn,
+            Event::GoAway(g) => g.conn_id == conn,
+            Event::ConnectionClosed(c) => c.conn_id == conn,
+            _ => false,
+        })
+        .collect();
+    let seen: Vec<&str> = names(&of_conn)
+        .into_iter()
+        .filter(|n| *n != "GoAway")
+        .collect();
+    assert_eq!(seen, ["ConnectDone", "Http2Ready", "ConnectionClosed"]);
+    assert!(names(&of_conn).contains(&"GoAway"));
+    match of_conn.last() {
+        Some(Event::ConnectionClosed(c)) => assert_eq!(c.requests, 8),
+        other => panic!("{other:?}"),
+    }
+
+    // the client goes on, on a new connection
+    let (events, body) = fetch(client.clone(), format!("http://{addr}/0")).await;
+    assert_eq!(body.unwrap(), "/0");
+    assert!(names(&events).contains(&"ConnectStart"));
+    assert!(!conn_ids.contains(&got_conn(&events).conn_id));
+    assert_eq!(stream_id(&events), Some(1));
+}
+
+/// The server resets one stream (RST_STREAM): that request hears it and fails; the others on the
+/// same connection complete, each with its own events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_stream_fails_its_request_only() {
+    let (addr, _seen) = h2_server(None).await;
+    let client = h2c_client(TraceLayer::new().record_timings(true));
+    // one connection first, so that all the streams below share it
+    let (warm, _) = fetch(client.clone(), format!("http://{addr}/0")).await;
+    let conn = got_conn(&warm).conn_id;
+    let mut tasks = tokio::task::JoinSet::new();
+    for path in ["/20", "/20", "/reset", "/20", "/20"] {
+        tasks.spawn(fetch(client.clone(), format!("http://{addr}{path}")));
+    }
+    let mut failed = 0;
+    while let Some(res) = tasks.join_next().await {
+        let (events, body) = res.unwrap();
+        assert_eq!(got_conn(&events).conn_id, conn);
+        match body {
+            Ok(path) => {
+                assert_eq!(path, "/20");
+                assert_eq!(
+                    names(&events),
+                    [
+                        "GetConn",
+                        "GotConn",
+                        "WroteHeaders",
+                        "WroteRequest",
+                        "GotFirstResponseByte",
+                        "ResponseHeaders",
+                        "ResponseBodyDone"
+                    ]
+                );
+            }
+            Err(_) => {
+                failed += 1;
+                assert_eq!(
+                    names(&events),
+                    [
+                        "GetConn",
+                        "GotConn",
+                        "WroteHeaders",
+                        "WroteRequest",
+                        "GotFirstResponseByte",
+                        "StreamReset",
+                        "RequestFailed"
+                    ]
+                );
+                let reset = events
+                    .iter()
+                    .find_map(|e| match e {
+                        Event::StreamReset(r) => Some(r.clone()),
+                        _ => None,
+                    })
+                    .unwrap();
+                assert!(reset.by_server);
+                assert_eq!(reset.error_code, 2, "INTERNAL_ERROR");
+                assert_eq!(Some(reset.stream_id), stream_id(&events));
+            }
+        }
+    }
+    assert_eq!(failed, 1);
+}
+
+/// A layer that doesn't trace every request: untraced requests may open streams nobody
+/// registers, so no stream is named and no wire event is given; the connection is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untraced_requests_on_the_connection_leave_streams_unnamed() {
+    let (addr, _seen) = h2_server(None).await;
+    let (observer, connector) = observed();
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, RequestBody<Body>>(connector);
+    let client = TraceLayer::new().layer(client);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (client, url) = (client.clone(), format!("http://{addr}/{}", i % 4));
         tasks.spawn(async move {
-            let rec = Recorder::new();
-            let res = client.oneshot(traced(&url, rec.trace())).await.unwrap();
-            assert_eq!(res.version(), http::Version::HTTP_2);
-            res.into_body().collect().await.unwrap();
-            rec.names()
+            if i % 2 == 0 {
+                // untraced
+                let res = client.oneshot(request(&url)).await.unwrap();
+                res.into_body().collect().await.unwrap();
+                return None;
+            }
+            Some(fetch(client, url).await.0)
         });
     }
-    let mut n = 0;
-    while let Some(names) = tasks.join_next().await {
+    let mut conns = BTreeSet::new();
+    while let Some(res) = tasks.join_next().await {
+        let Some(events) = res.unwrap() else { continue };
+        let got = got_conn(&events);
+        conns.insert(got.conn_id);
+        assert!(got.derived.is_some());
+        assert_eq!(got.http2.as_ref().unwrap().stream_id, None);
+        let seq: Vec<&str> = names(&events)
+            .into_iter()
+            .filter(|n| !["ConnectStart", "ConnectDone", "Http2Ready"].contains(n))
+            .collect();
         assert_eq!(
-            names.unwrap(),
-            ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
+            seq,
+            ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
         );
-        n += 1;
     }
-    assert_eq!(n, 32);
-    // and no late event reached the first request
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(first.names().len(), 5, "{:?}", first.names());
+    assert_eq!(conns.len(), 1);
+    wait_for(&observer, "Http2Ready").await;
+    let ready = observer
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Http2Ready(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(ready.conn_id, *conns.first().unwrap());
+    // hyper's server allows 200 concurrent streams by default
+    assert_eq!(ready.max_concurrent_streams, Some(200));
+}
+
+struct DropCounted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl httptrace::Hooks for DropCounted {}
+
+impl Drop for DropCounted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A pooled HTTP/2 connection keeps no trace of the requests it served alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_http2_connections_keep_no_trace_alive() {
+    let (addr, _seen) = h2_server(None).await;
+    let client = h2c_client(TraceLayer::new().record_timings(true));
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for i in 0..4 {
+        let trace = httptrace::ClientTrace::new(DropCounted(drops.clone()));
+        let mut req = request(&format!("http://{addr}/{i}"));
+        req.extensions_mut().insert(trace);
+        let res = client.clone().oneshot(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+        // the connection stays in the pool, the trace is gone
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), i + 1);
+    }
 }

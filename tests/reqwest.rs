@@ -377,3 +377,105 @@ async fn https_with_a_self_signed_certificate() {
     assert_eq!(names(&events), FRESH_REQWEST);
     assert_paired(&events);
 }
+
+/// reqwest over HTTPS, the server offering only `h2` by ALPN: the requests go over HTTP/2, on one
+/// connection; their `GotConn` says so and is marked derived (reqwest's pool is private, and its
+/// connection has no wire wrapper), and no `PutIdleConn` follows (an HTTP/2 connection is shared,
+/// never idle-pooled per request).
+#[cfg(feature = "http2")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_https_negotiates_http2() {
+    use common::tls::{cert_for, client_config, server_config};
+    use std::sync::Arc;
+    let cert = cert_for(&["h2.test"]);
+    let mut config = server_config(&cert, rustls::DEFAULT_VERSIONS);
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
+                        b"hello",
+                    ))))
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+            });
+        }
+    });
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut tls = client_config(&cert, rustls::DEFAULT_VERSIONS);
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let client = reqwest::Client::builder()
+        .dns_resolver(TracingResolve::new(StaticResolve {
+            addrs: Ok(vec![addr]),
+            delay: Duration::ZERO,
+        }))
+        .connector_layer(connector_layer())
+        .tls_backend_preconfigured(tls)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let svc = TraceLayer::new().layer(client.clone());
+    let url = format!("https://h2.test:{}/", addr.port());
+
+    let one = |svc: Svc, client: reqwest::Client, url: String| async move {
+        let rec = Recorder::new();
+        let req = client.get(&url).build().unwrap();
+        let mut svc = svc.clone();
+        let res = rec
+            .trace()
+            .scope(async move { svc.ready().await?.call(req).await })
+            .await
+            .unwrap();
+        assert_eq!(res.version(), http::Version::HTTP_2);
+        assert_eq!(res.bytes().await.unwrap(), "hello");
+        rec.events()
+    };
+    let first = one(svc.clone(), client.clone(), url.clone()).await;
+    assert_eq!(
+        names(&first),
+        [
+            "GetConn",
+            "DNSStart",
+            "DNSDone",
+            "ConnectStart",
+            "ConnectDone",
+            "GotConn",
+            "ResponseHeaders",
+            "ResponseBodyDone"
+        ]
+    );
+    assert_paired(&first);
+    let got = got_conn(&first);
+    assert!(!got.reused);
+    assert!(got.derived.is_some_and(|d| d.contains("HTTP/2")));
+    let h2 = got.http2.expect("an HTTP/2 GotConn");
+    assert_eq!(h2.stream_id, None, "reqwest can't tell the stream");
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        tasks.spawn(one(svc.clone(), client.clone(), url.clone()));
+    }
+    while let Some(events) = tasks.join_next().await {
+        let events = events.unwrap();
+        assert_eq!(
+            names(&events),
+            ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+        );
+        let again = got_conn(&events);
+        assert!(again.reused);
+        assert_eq!(again.remote_addr, got.remote_addr);
+        assert_eq!(again.local_addr, got.local_addr, "the one connection");
+    }
+}

@@ -70,7 +70,8 @@ impl<C, I> TracingConnector<C, I> {
 
     /// Reports the life of every connection this connector makes to `observer`, whatever
     /// request (traced or not) made it: a `ConnectDone` when it is made (named by its id, with
-    /// its addresses) and a `ConnectionClosed` when it ends. The requests' own traces still get
+    /// its addresses) and a `ConnectionClosed` when it ends; on HTTP/2 also `Http2Ready` and
+    /// `GoAway`. The requests' own traces still get
     /// theirs. The observer belongs to the client: its pooled connections keep it alive, and it
     /// goes with them. Default: none.
     ///
@@ -248,6 +249,7 @@ where
                     opened(observer, dial.conn_id, addrs);
                 }
                 let conn = ConnSide::new(dial.conn_id, Some(dial.request_id()))
+                    .dialled_by(&dial.req)
                     .with_addrs(addrs)
                     .with_observer(observer);
                 Ok(TracedIo::new(io, conn))

@@ -57,10 +57,12 @@ impl<T: Connection> Connection for TracedIo<T> {
 }
 
 /// A read seen through tokio's `ReadBuf`, where its length shows without unsafe code
-/// (hyper-util's `TokioIo` converts between hyper's and tokio's traits both ways).
+/// (hyper-util's `TokioIo` converts between hyper's and tokio's traits both ways); on HTTP/2 its
+/// bytes go to the frame reader.
 struct Counted<'a, T> {
     inner: TokioIo<Pin<&'a mut T>>,
     n: usize,
+    conn: &'a mut ConnSide,
 }
 
 impl<T: Read> AsyncRead for Counted<'_, T> {
@@ -72,6 +74,9 @@ impl<T: Read> AsyncRead for Counted<'_, T> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         self.n = buf.filled().len() - before;
+        if self.n > 0 && self.conn.is_h2() {
+            self.conn.h2_read(&buf.filled()[before..]);
+        }
         res
     }
 }
@@ -97,10 +102,12 @@ impl<T: Read + Write + Connection> Read for TracedIo<T> {
         let mut counted = Counted {
             inner: TokioIo::new(this.inner),
             n: 0,
+            conn: this.conn,
         };
         let res = Pin::new(&mut TokioIo::new(&mut counted)).poll_read(cx, buf);
+        let n = counted.n;
         match &res {
-            Poll::Ready(Ok(())) => this.conn.read(counted.n),
+            Poll::Ready(Ok(())) => this.conn.read(n),
             Poll::Ready(Err(e)) => this.conn.read_failed(e),
             Poll::Pending => {}
         }
@@ -119,8 +126,10 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
         this.conn
             .before_write(buf, || super::connector::addrs(inner.as_ref().get_ref()));
         let res = inner.poll_write(cx, buf);
-        if let Poll::Ready(Err(e)) = &res {
-            this.conn.write_failed(e);
+        match &res {
+            Poll::Ready(Ok(n)) if this.conn.is_h2() => this.conn.h2_wrote(&buf[..*n]),
+            Poll::Ready(Err(e)) => this.conn.write_failed(e),
+            _ => {}
         }
         res
     }
@@ -139,8 +148,20 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
         this.conn
             .before_write(first, || super::connector::addrs(inner.as_ref().get_ref()));
         let res = inner.poll_write_vectored(cx, bufs);
-        if let Poll::Ready(Err(e)) = &res {
-            this.conn.write_failed(e);
+        match &res {
+            Poll::Ready(Ok(n)) if this.conn.is_h2() => {
+                let mut left = *n;
+                for b in bufs {
+                    let take = left.min(b.len());
+                    this.conn.h2_wrote(&b[..take]);
+                    left -= take;
+                    if left == 0 {
+                        break;
+                    }
+                }
+            }
+            Poll::Ready(Err(e)) => this.conn.write_failed(e),
+            _ => {}
         }
         res
     }

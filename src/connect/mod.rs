@@ -5,7 +5,8 @@
 //! A connector, in hyper-util, is a `Service<Uri>` whose response is the connection's IO. The
 //! traced connector reports `ConnectStart`/`ConnectDone` (and the TLS handshake) to the request
 //! that asked for the connection, and the resolver `DNSStart`/`DNSDone`; the IO wrapper reports,
-//! per request it serves, `GotConn`, `WroteHeaders`, `WroteRequest` and `GotFirstResponseByte`.
+//! per request it serves, `GotConn`, `WroteHeaders`, `WroteRequest` and `GotFirstResponseByte`
+//! (on HTTP/2, per stream, from the frames it sees; see the crate docs, "HTTP/2").
 //!
 //! ```
 //! use httptrace::{TracingConnector, TracingResolver};
@@ -18,6 +19,7 @@
 //! ```
 
 mod connector;
+pub(crate) mod frames;
 mod io;
 mod per_address;
 mod resolver;

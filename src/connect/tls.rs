@@ -61,7 +61,8 @@ pub type HttpsStack =
 impl HttpsStack {
     /// The traced connector for `https://` (and `http://`) URLs with the given TLS config:
     /// `DNSStart/Done`, one `ConnectStart/Done` per address attempt, `TLSHandshakeStart/Done`
-    /// with what was negotiated, and the wire events above TLS. HTTP/1 only.
+    /// with what was negotiated, and the wire events above TLS. With the `http2` feature (a
+    /// default) it offers ALPN `h2` and `http/1.1`, and hyper-util speaks what the server picks.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -80,9 +81,12 @@ impl HttpsStack {
     pub fn https(config: rustls::ClientConfig) -> Self {
         let https = HttpsConnectorBuilder::new()
             .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(transport());
+            .https_or_http();
+        #[cfg(feature = "http2")]
+        let https = https.enable_all_versions();
+        #[cfg(not(feature = "http2"))]
+        let https = https.enable_http1();
+        let https = https.wrap_connector(transport());
         TracingConnector::with_inspector(https, Rustls)
     }
 
@@ -97,9 +101,12 @@ impl HttpsStack {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let https = HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(provider)?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(transport());
+            .https_or_http();
+        #[cfg(feature = "http2")]
+        let https = https.enable_all_versions();
+        #[cfg(not(feature = "http2"))]
+        let https = https.enable_http1();
+        let https = https.wrap_connector(transport());
         Ok(TracingConnector::with_inspector(https, Rustls))
     }
 }

@@ -9,7 +9,9 @@ use super::body::{RequestBody, ResponseBody};
 use super::future::ResponseFuture;
 use super::informational::UserInformational;
 use super::layer::TraceLayer;
-use crate::binding::{self, RequestCtx};
+use hyper_util::client::legacy::connect::CaptureConnection;
+
+use crate::binding::{self, RequestCtx, RequestFacts};
 use crate::consumer::timings::Timings;
 use crate::event::{Event, GetConnInfo};
 use crate::trace::ClientTrace;
@@ -82,6 +84,11 @@ impl TraceLayer {
             None => tt,
         };
         (Some(trace), Some(timings))
+    }
+
+    /// Every request through this layer is traced: a default trace, a factory or timings.
+    pub(crate) fn traces_all(&self) -> bool {
+        self.record_timings || self.factory.is_some() || self.default_trace.is_some()
     }
 
     fn resolve(&self, own: Option<ClientTrace>) -> Option<ClientTrace> {
@@ -158,22 +165,55 @@ where
             return ResponseFuture::untraced(self.inner.call(req.map(RequestBody::untraced)));
         };
 
-        let ctx = RequestCtx::new(trace);
+        let declared: Option<u64> = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        // what the caller left in the extensions (most requests: nothing) must survive the
+        // values httptrace puts there
+        let caller_extensions = !req.extensions().is_empty();
+        let facts = RequestFacts {
+            capture: if self.layer.http2_streams {
+                capture_connection(&mut req, caller_extensions)
+            } else {
+                None
+            },
+            all_traced: self.layer.traces_all(),
+            // hyper's HTTP/2 client refuses these before it opens a stream
+            opens_no_stream: req.method() == http::Method::CONNECT
+                && declared
+                    .or_else(|| req.body().size_hint().exact())
+                    .is_some_and(|n| n != 0),
+        };
+        let ctx = RequestCtx::with_facts(trace, facts);
         ctx.emit(Event::GetConn(GetConnInfo {
             at: ctx.start(),
             method: req.method().clone(),
             uri: req.uri().clone(),
         }));
-        install_informational(&mut req, &ctx, user_1xx);
+        install_informational(&mut req, &ctx, user_1xx, caller_extensions);
         let req_close = !super::keeps_alive(req.version(), req.headers());
-        let declared = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
         let req = req.map(|b| RequestBody::traced(b, ctx.clone(), declared));
         let fut = binding::with_request(&ctx, || self.inner.call(req));
         ResponseFuture::traced(fut, ctx, timings, req_close)
+    }
+}
+
+/// hyper-util's `CaptureConnection` for the request: which connection it gets, on HTTP/2 how
+/// its stream is found (binding.rs, 6). A capture the caller put there stays (hyper-util keeps
+/// one per request), and this request's HTTP/2 stream is then not found.
+fn capture_connection<B>(req: &mut Request<B>, caller: bool) -> Option<CaptureConnection> {
+    let before = req.extensions().len();
+    let saved = caller.then(|| req.extensions().clone());
+    let capture = hyper_util::client::legacy::connect::capture_connection(req);
+    match saved {
+        Some(saved) if req.extensions().len() == before => {
+            // ours replaced the caller's: put theirs back
+            *req.extensions_mut() = saved;
+            None
+        }
+        _ => Some(capture),
     }
 }
 
@@ -185,9 +225,10 @@ fn install_informational<B>(
     req: &mut Request<B>,
     ctx: &Arc<RequestCtx>,
     user: Option<UserInformational>,
+    caller: bool,
 ) {
     let before = req.extensions().len();
-    let saved = (before > 0).then(|| req.extensions().clone());
+    let saved = caller.then(|| req.extensions().clone());
     let weak = Arc::downgrade(ctx);
     hyper::ext::on_informational(req, move |res| {
         binding::informational(&weak, res.status(), res.headers());
