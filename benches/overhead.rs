@@ -46,6 +46,7 @@ enum Kind {
     Bare,
     Untraced,
     Noop,
+    NoopHttp1,
     NoopDefault,
     Recorder,
     Timings,
@@ -54,10 +55,11 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    const ALL: [Kind; 9] = [
         Kind::Bare,
         Kind::Untraced,
         Kind::Noop,
+        Kind::NoopHttp1,
         Kind::NoopDefault,
         Kind::Recorder,
         Kind::Timings,
@@ -70,6 +72,7 @@ impl Kind {
             Kind::Bare => "bare hyper-util",
             Kind::Untraced => "traced stack, no trace",
             Kind::Noop => "no-op trace, in the request's extensions",
+            Kind::NoopHttp1 => "the same, http2_streams(false)",
             Kind::NoopDefault => "no-op trace, per-client default",
             Kind::Recorder => "Recorder per request",
             Kind::Timings => "record_timings(true)",
@@ -83,6 +86,7 @@ impl Kind {
             Kind::Bare => "bare",
             Kind::Untraced => "untraced",
             Kind::Noop => "noop",
+            Kind::NoopHttp1 => "noop_http1",
             Kind::NoopDefault => "noop_default",
             Kind::Recorder => "recorder",
             Kind::Timings => "timings",
@@ -156,6 +160,10 @@ impl Stack {
             Kind::Bare => Stack::Bare(bare(http())),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
+            Kind::NoopHttp1 => Stack::Noop(
+                traced(TraceLayer::new().http2_streams(false)),
+                ClientTrace::new(Noop),
+            ),
             Kind::Recorder => Stack::Recorder(traced(TraceLayer::new())),
             Kind::NoopDefault => Stack::Untraced(traced(
                 TraceLayer::new().default_trace(ClientTrace::new(Noop)),
@@ -275,11 +283,12 @@ fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let seq_n = env_u64("HTTPTRACE_REQUESTS", 2000);
     let conc_n = seq_n * 2;
-    let variants: [(&str, Kind); 9] = [
+    let variants: [(&str, Kind); 10] = [
         ("bare hyper-util", Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),
         (Kind::Untraced.name(), Kind::Untraced),
         (Kind::Noop.name(), Kind::Noop),
+        (Kind::NoopHttp1.name(), Kind::NoopHttp1),
         (Kind::NoopDefault.name(), Kind::NoopDefault),
         (Kind::Recorder.name(), Kind::Recorder),
         (Kind::Timings.name(), Kind::Timings),

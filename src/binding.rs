@@ -52,7 +52,14 @@
 //!    request of a layer that doesn't trace all is registered, the connection may carry streams
 //!    nobody registered (untraced requests cost nothing, so they can't register), and no stream
 //!    is mapped any more: those requests get `GotConn` without a stream id and no wire events.
-//!    A new stream on the wire that no registration predicted also ends the mapping. The
+//!    So does a request that carries the caller's own capture (hyper-util keeps one): its layer
+//!    stops claiming `all_traced`. A stream that nobody registered (a request sent on the
+//!    client around the layer) ends the mapping when it shows: at its `HEADERS`, or at the next
+//!    registration if the wire is already past the predicted id. One case can't be seen: such a
+//!    stream opened by hyper right before a traced request's, and not yet written when that
+//!    request registers; hence the contract that every request of the client goes through the
+//!    layer. Registered ids that never reach the wire (hyper failed to send them) are dropped
+//!    when a higher one opens, and those above a `GOAWAY`'s last stream when it is read. The
 //!    connection's own life (`Http2Ready`, `GoAway`, `ConnectionClosed`) needs no mapping.
 
 use std::cell::Cell;
@@ -257,7 +264,7 @@ impl RequestCtx {
     fn read(&self, at: Instant, first: bool) {
         let mut st = self.lock();
         st.last_read = Some(at);
-        if first {
+        if first && !st.finished {
             let event = Event::GotFirstResponseByte(GotFirstResponseByteInfo { at });
             self.deliver_locked(&mut st, &event);
         }
@@ -266,17 +273,26 @@ impl RequestCtx {
     /// A flush completed: `WroteHeaders` unless `headers_reported`, then `WroteRequest` if the
     /// body is done (returned), one after the other under one lock.
     fn flushed(&self, at: Instant, headers_reported: bool) -> bool {
+        let done = self.body_done.load(Ordering::Acquire);
+        self.wrote(at, !headers_reported, done);
+        done
+    }
+
+    /// `WroteHeaders` (if `headers`) then `WroteRequest` (if `request`), one after the other
+    /// under one lock; nothing once the request ended.
+    fn wrote(&self, at: Instant, headers: bool, request: bool) {
         let mut st = self.lock();
-        if !headers_reported {
+        if st.finished {
+            return;
+        }
+        if headers {
             let event = Event::WroteHeaders(WroteHeadersInfo { at });
             self.deliver_locked(&mut st, &event);
         }
-        let done = self.body_done.load(Ordering::Acquire);
-        if done {
+        if request {
             let event = Event::WroteRequest(WroteRequestInfo { at, error: None });
             self.deliver_locked(&mut st, &event);
         }
-        done
     }
 
     /// The response body ended (`error` is `None`), failed or was dropped: `ResponseBodyDone`
@@ -826,7 +842,7 @@ impl ConnSide {
         } else {
             Duration::ZERO
         };
-        ctx.emit(Event::GotConn(GotConnInfo {
+        ctx.emit_in_progress(Event::GotConn(GotConnInfo {
             at,
             reused,
             was_idle,
@@ -874,7 +890,7 @@ impl ConnSide {
         ex.wrote_request = true;
         if let Some(ctx) = ex.req.upgrade() {
             ctx.conn_broken.store(true, Ordering::Release);
-            ctx.emit(Event::WroteRequest(WroteRequestInfo {
+            ctx.emit_in_progress(Event::WroteRequest(WroteRequestInfo {
                 at: Instant::now(),
                 error: Some(error),
             }));
@@ -1043,6 +1059,8 @@ pub(crate) struct H2Conn {
     wire_open: std::sync::atomic::AtomicU32,
     /// Streams opened on the wire so far.
     wire_opened: AtomicU64,
+    /// The highest stream id opened on the wire.
+    wire_max: std::sync::atomic::AtomicU32,
     /// A request was registered: the wire is checked against the predictions.
     registered: AtomicBool,
     /// A stream is (or was) mapped to a request: frames look their stream up.
@@ -1058,8 +1076,6 @@ struct H2State {
     next_id: u32,
     /// Streams registered.
     opened: u64,
-    /// A `GOAWAY` was read or the connection ended: hyper opens no more streams on it.
-    done: bool,
     /// The open streams of traced requests, by id (while `exact`).
     mapped: std::collections::HashMap<u32, Weak<RequestCtx>>,
     /// The requests given this connection (pruned as they go): they hear of its end.
@@ -1079,12 +1095,16 @@ impl H2Conn {
         let at = Instant::now();
         self.registered.store(true, Ordering::Release);
         let mut st = self.lock();
-        if !ctx.all_traced && st.exact {
-            // from now on, untraced requests may open streams nobody registers
+        let unregistered = self.wire_max.load(Ordering::Acquire) >= st.next_id;
+        if (!ctx.all_traced || unregistered) && st.exact {
+            // from now on, untraced requests may open streams nobody registers; or one did
+            // already (the wire went past the streams registered)
             st.exact = false;
             st.mapped.clear();
         }
-        let stream_id = (st.exact && !st.done && !ctx.opens_no_stream).then_some(st.next_id);
+        // predicted also once a GOAWAY was read: hyper may not have seen it yet and still open
+        // this stream (if it saw it, it opens none any more, and the id is never used)
+        let stream_id = (st.exact && !ctx.opens_no_stream).then_some(st.next_id);
         if !ctx.opens_no_stream {
             st.next_id = st.next_id.saturating_add(2);
         }
@@ -1115,7 +1135,7 @@ impl H2Conn {
         }
         st.attached.push(weak);
         drop(st);
-        ctx.emit(Event::GotConn(GotConnInfo {
+        ctx.emit_in_progress(Event::GotConn(GotConnInfo {
             at,
             reused,
             was_idle,
@@ -1243,13 +1263,13 @@ impl H2Side {
             key,
             wire_open: Default::default(),
             wire_opened: AtomicU64::new(0),
+            wire_max: Default::default(),
             registered: AtomicBool::new(false),
             mapped_any: AtomicBool::new(false),
             state: Mutex::new(H2State {
                 exact: true,
                 next_id: 1,
                 opened: 0,
-                done: false,
                 mapped: Default::default(),
                 attached: Vec::new(),
                 idle_since: now,
@@ -1274,7 +1294,6 @@ impl H2Side {
 
     fn closed(&self, event: &Event, observer: Option<&ClientTrace>) {
         let shared = &self.wire.shared;
-        shared.lock().done = true;
         self.wire.tell(event, true, None, observer);
         if let Some(key) = shared.key {
             let mut conns = h2_conns();
@@ -1359,15 +1378,7 @@ impl WireState {
                 let closed = ws.local_end && ws.remote_end;
                 if first_block || ends {
                     if let Some(ctx) = self.shared.stream(id) {
-                        let mut st = ctx.lock();
-                        if first_block {
-                            let event = Event::WroteHeaders(WroteHeadersInfo { at });
-                            ctx.deliver_locked(&mut st, &event);
-                        }
-                        if ends {
-                            let event = Event::WroteRequest(WroteRequestInfo { at, error: None });
-                            ctx.deliver_locked(&mut st, &event);
-                        }
+                        ctx.wrote(at, first_block, ends);
                     }
                 }
                 if closed {
@@ -1381,7 +1392,7 @@ impl WireState {
                 ws.local_end = true;
                 let closed = ws.remote_end;
                 if let Some(ctx) = self.shared.stream(id) {
-                    ctx.emit(Event::WroteRequest(WroteRequestInfo { at, error: None }));
+                    ctx.wrote(at, false, true);
                 }
                 if closed {
                     self.close_stream(id, at);
@@ -1411,19 +1422,28 @@ impl WireState {
         let shared = &self.shared;
         shared.wire_open.fetch_add(1, Ordering::AcqRel);
         shared.wire_opened.fetch_add(1, Ordering::AcqRel);
+        shared.wire_max.fetch_max(id, Ordering::AcqRel);
         if shared.registered.load(Ordering::Acquire) {
             let mut st = shared.lock();
-            if st.exact && !st.mapped.contains_key(&id) && id < st.next_id {
-                // a stream nobody registered: the order no longer tells
+            if st.exact && !st.mapped.contains_key(&id) {
+                // a stream nobody registered (every registration precedes its stream): the
+                // order no longer tells
                 st.exact = false;
                 st.mapped.clear();
+            }
+            if st.mapped.len() > self.streams.len() {
+                // streams registered below this one that never opened (hyper failed to send
+                // them) never will: ids open in order
+                let wire = &self.streams;
+                st.mapped.retain(|k, _| *k > id || wire.contains_key(k));
             }
         }
     }
 
-    /// A frame's header was read.
+    /// A frame's header was read: the response's first byte if it is the stream's first
+    /// `HEADERS` or `DATA` (a `WINDOW_UPDATE` for the request's body is not the response).
     fn frame_started(&mut self, head: frames::FrameHead, at: Instant) {
-        if head.stream == 0 {
+        if head.stream == 0 || !matches!(head.kind, frames::HEADERS | frames::DATA) {
             return;
         }
         let Some(ws) = self.streams.get_mut(&head.stream) else {
@@ -1469,14 +1489,23 @@ impl WireState {
                 self.tell(&event, false, dialler, observer);
             }
             frames::GOAWAY if id == 0 => {
-                self.shared.lock().done = true;
+                let last = frames::u32_at(payload, 0).unwrap_or(0) & 0x7fff_ffff;
                 let event = Event::GoAway(GoAwayInfo {
                     at,
                     conn_id: self.shared.conn_id,
-                    last_stream_id: frames::u32_at(payload, 0).unwrap_or(0) & 0x7fff_ffff,
+                    last_stream_id: last,
                     error_code: frames::u32_at(payload, 4).unwrap_or(0),
                 });
                 self.tell(&event, true, dialler, observer);
+                // the streams above `last` were refused: they end here (RFC 9113, 6.8)
+                let refused: Vec<u32> =
+                    self.streams.keys().copied().filter(|k| *k > last).collect();
+                for k in refused {
+                    self.close_stream(k, at);
+                }
+                if self.shared.mapped_any.load(Ordering::Acquire) {
+                    self.shared.lock().mapped.retain(|k, _| *k <= last);
+                }
             }
             frames::HEADERS | frames::DATA if id != 0 && head.has(frames::END_STREAM) => {
                 let Some(ws) = self.streams.get_mut(&id) else {
@@ -1775,6 +1804,25 @@ mod tests {
         );
         let done = rec.events().pop().unwrap();
         assert!(done.error().unwrap().downcast_ref::<Canceled>().is_some());
+    }
+
+    #[test]
+    fn nothing_from_the_wire_after_the_request_ended() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let mut conn = ConnSide::new(1, None);
+        hand_off(Some(&ctx));
+        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
+        ctx.finish(Event::RequestCanceled(RequestCanceledInfo {
+            at: Instant::now(),
+            error: SharedError::new(Canceled::new("request")),
+        }));
+        ctx.set_body_done();
+        conn.flushed();
+        conn.read(5);
+        conn.write_failed(&std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        ctx.wrote(Instant::now(), true, true);
+        assert_eq!(names(&rec), ["GotConn", "RequestCanceled"]);
     }
 
     #[test]

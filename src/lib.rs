@@ -85,8 +85,12 @@
 //!   `WroteHeaders`, `WroteRequest`, `GotFirstResponseByte` and `StreamReset`, at the instants
 //!   they cross the wire. Otherwise (untraced requests cost nothing, so they can't be counted),
 //!   `GotConn` has no stream id and is marked [`derived`](GotConnInfo::derived) for its counts,
-//!   and the per-stream events are not emitted. A stream on the wire that no request predicted
-//!   also stops the mapping, rather than risk a wrong one.
+//!   and the per-stream events are not emitted. The same once a traced request carries the
+//!   caller's own hyper-util `CaptureConnection` (hyper-util keeps one per request, and the
+//!   caller's stays). A stream that no request registered (one sent on the client around the
+//!   layer) stops the mapping as soon as it shows on the wire, rather than risk a wrong one;
+//!   but it can't be seen if hyper opened it right before a traced request's stream and hasn't
+//!   written it yet: every request of the client must go through the layer.
 //! - **The connection's life** needs no mapping: `Http2Ready` (the server's settings),
 //!   `GoAway`, `ConnectionClosed` (with the number of streams), also to
 //!   [`TracingConnector::observe_connections`].

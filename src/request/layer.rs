@@ -37,6 +37,9 @@ pub struct TraceLayer {
     pub(crate) factory: Option<Arc<dyn Fn() -> ClientTrace + Send + Sync>>,
     pub(crate) record_timings: bool,
     pub(crate) http2_streams: bool,
+    /// A traced request of this layer went without hyper-util's capture (the caller had put
+    /// its own): HTTP/2 streams can't all be counted any more.
+    pub(crate) uncounted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for TraceLayer {
@@ -46,6 +49,7 @@ impl Default for TraceLayer {
             factory: None,
             record_timings: false,
             http2_streams: true,
+            uncounted: Arc::default(),
         }
     }
 }

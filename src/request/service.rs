@@ -86,9 +86,11 @@ impl TraceLayer {
         (Some(trace), Some(timings))
     }
 
-    /// Every request through this layer is traced: a default trace, a factory or timings.
+    /// Every request through this layer is traced (a default trace, a factory or timings), and
+    /// each told hyper-util's capture which connection it got.
     pub(crate) fn traces_all(&self) -> bool {
-        self.record_timings || self.factory.is_some() || self.default_trace.is_some()
+        (self.record_timings || self.factory.is_some() || self.default_trace.is_some())
+            && !self.uncounted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn resolve(&self, own: Option<ClientTrace>) -> Option<ClientTrace> {
@@ -174,17 +176,21 @@ where
         // values httptrace puts there
         let caller_extensions = !req.extensions().is_empty();
         let facts = RequestFacts {
-            capture: if self.layer.http2_streams {
-                capture_connection(&mut req, caller_extensions)
-            } else {
-                None
+            capture: match self.layer.http2_streams {
+                true => {
+                    let capture = capture_connection(&mut req, caller_extensions);
+                    if capture.is_none() {
+                        // this request's HTTP/2 stream will go uncounted (binding.rs, 6)
+                        self.layer
+                            .uncounted
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    capture
+                }
+                false => None,
             },
             all_traced: self.layer.traces_all(),
-            // hyper's HTTP/2 client refuses these before it opens a stream
-            opens_no_stream: req.method() == http::Method::CONNECT
-                && declared
-                    .or_else(|| req.body().size_hint().exact())
-                    .is_some_and(|n| n != 0),
+            opens_no_stream: refused_before_stream(&req),
         };
         let ctx = RequestCtx::with_facts(trace, facts);
         ctx.emit(Event::GetConn(GetConnInfo {
@@ -198,6 +204,37 @@ where
         let fut = binding::with_request(&ctx, || self.inner.call(req));
         ResponseFuture::traced(fut, ctx, timings, req_close)
     }
+}
+
+/// Whether hyper's HTTP/2 client refuses the request before it opens a stream (so that it uses
+/// no stream id): a `CONNECT` with a body, that is whose `Content-Length`, read as hyper reads it
+/// (every value, digits only, all equal), or else the body's exact size, is not zero.
+fn refused_before_stream<B: http_body::Body>(req: &Request<B>) -> bool {
+    if req.method() != http::Method::CONNECT {
+        return false;
+    }
+    let values = req.headers().get_all(http::header::CONTENT_LENGTH);
+    if values.iter().next().is_none() {
+        return req.body().size_hint().exact().is_some_and(|n| n != 0);
+    }
+    let mut length = None;
+    for value in values {
+        let Ok(line) = value.to_str() else {
+            return false;
+        };
+        for v in line.split(',') {
+            let v = v.trim();
+            let digits = !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+            let Some(n) = digits.then(|| v.parse::<u64>().ok()).flatten() else {
+                return false;
+            };
+            if length.is_some_and(|l| l != n) {
+                return false;
+            }
+            length = Some(n);
+        }
+    }
+    length.is_some_and(|n| n != 0)
 }
 
 /// hyper-util's `CaptureConnection` for the request: which connection it gets, on HTTP/2 how
@@ -259,7 +296,30 @@ pub(crate) fn host_port(uri: &http::Uri) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use super::{host_port, refused_before_stream};
+
+    #[test]
+    fn connect_with_a_body_opens_no_stream_as_hyper_reads_it() {
+        let req = |method: &str, lengths: &[&str], body: &'static str| {
+            let mut b = http::Request::builder()
+                .method(method)
+                .uri("http://a.test/");
+            for l in lengths {
+                b = b.header("content-length", *l);
+            }
+            b.body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap()
+        };
+        assert!(refused_before_stream(&req("CONNECT", &["5"], "")));
+        assert!(refused_before_stream(&req("CONNECT", &[], "hello")));
+        assert!(refused_before_stream(&req("CONNECT", &["5", "5, 5"], "")));
+        // hyper reads these as no length at all: it opens the stream
+        assert!(!refused_before_stream(&req("CONNECT", &["+5"], "hello")));
+        assert!(!refused_before_stream(&req("CONNECT", &["5", "6"], "")));
+        assert!(!refused_before_stream(&req("CONNECT", &["0"], "hello")));
+        assert!(!refused_before_stream(&req("CONNECT", &[], "")));
+        assert!(!refused_before_stream(&req("POST", &["5"], "hello")));
+    }
 
     #[test]
     fn host_port_defaults_and_literals() {
