@@ -14,9 +14,7 @@
 //! - `--profile ID` (`bare`, `untraced`, `noop`, `timings`): `HTTPTRACE_REQUESTS` requests of
 //!   one variant only, for a profiler such as `valgrind --tool=callgrind`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -157,21 +155,15 @@ async fn sanity(uri: &Uri) {
 
 /// `n` requests on `stack`, `CONCURRENCY` in flight.
 async fn concurrent(stack: &Stack, uri: &Uri, n: u64) -> Duration {
-    let start = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENCY.min(n) {
-        let (mut stack, uri, next) = (stack.clone(), uri.clone(), next.clone());
-        tasks.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                stack.get(&uri).await;
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("request task");
-    }
-    start.elapsed()
+    let uri = uri.clone();
+    ratios::concurrently(stack, n, CONCURRENCY, move |mut stack: Stack| {
+        let uri = uri.clone();
+        async move {
+            stack.get(&uri).await;
+            stack
+        }
+    })
+    .await
 }
 
 fn criterion_benches(c: &mut Criterion) {

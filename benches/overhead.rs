@@ -8,15 +8,13 @@
 //!   and the figures (~100 µs/req instead of ~22) say more about the scheduler than the stack.
 //! - `taskset -c 0 cargo bench --bench overhead -- --ratios` (or `HTTPTRACE_RATIOS=1`): instead
 //!   of criterion, the interleaved measurement of `shared/BENCHMARKING.md`: every round runs
-//!   each variant in turn (bare, bare again as the A/A control, untraced, no-op, recorder,
-//!   timings), and the table gives the median µs/request over the rounds and the median ratio to
+//!   each variant in turn (bare, bare again as the A/A control, untraced, no-op, no-op with
+//!   `http2_streams(false)`, recorder, timings...), and the table gives the median µs/request over the rounds and the median ratio to
 //!   the bare run of the same round, with its min–max, beside the process CPU per request.
 //!   `HTTPTRACE_ROUNDS` (default 15) and `HTTPTRACE_REQUESTS` (default 2000 per variant and
 //!   round, sequential; twice that concurrent) change the sizes, and `HTTPTRACE_VERBOSE=1`
 //!   prints every round's µs/request.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -223,21 +221,15 @@ async fn sequential(stack: &mut Stack, uri: &Uri, n: u64) -> Duration {
 /// `n` requests on `stack`, `CONCURRENCY` in flight (each task on its own clone of the stack,
 /// all sharing its pool).
 async fn concurrent(stack: &Stack, uri: &Uri, n: u64) -> Duration {
-    let start = Instant::now();
-    let next = Arc::new(AtomicU64::new(0));
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENCY.min(n) {
-        let (mut stack, uri, next) = (stack.clone(), uri.clone(), next.clone());
-        tasks.spawn(async move {
-            while next.fetch_add(1, Ordering::Relaxed) < n {
-                stack.get(&uri).await;
-            }
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done.expect("request task");
-    }
-    start.elapsed()
+    let uri = uri.clone();
+    ratios::concurrently(stack, n, CONCURRENCY, move |mut stack: Stack| {
+        let uri = uri.clone();
+        async move {
+            stack.get(&uri).await;
+            stack
+        }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1398,20 +1398,26 @@ impl WireState {
                     self.close_stream(id, at);
                 }
             }
-            frames::RST_STREAM => {
-                if let Some(ctx) = self.shared.stream(id) {
-                    ctx.emit_in_progress(Event::StreamReset(StreamResetInfo {
-                        at,
-                        conn_id: self.shared.conn_id,
-                        stream_id: id,
-                        error_code: frames::u32_at(payload, 0).unwrap_or(0),
-                        by_server: false,
-                    }));
-                }
-                self.close_stream(id, at);
-            }
+            frames::RST_STREAM => self.reset(id, payload, at, false),
             _ => {}
         }
+    }
+
+    /// `RST_STREAM` for an open stream, read or written: `StreamReset`, and the stream ends.
+    fn reset(&mut self, id: u32, payload: &[u8], at: Instant, by_server: bool) {
+        if !self.streams.contains_key(&id) {
+            return;
+        }
+        if let Some(ctx) = self.shared.stream(id) {
+            ctx.emit_in_progress(Event::StreamReset(StreamResetInfo {
+                at,
+                conn_id: self.shared.conn_id,
+                stream_id: id,
+                error_code: frames::u32_at(payload, 0).unwrap_or(0),
+                by_server,
+            }));
+        }
+        self.close_stream(id, at);
     }
 
     /// The client's `HEADERS` open stream `id` on the wire.
@@ -1516,21 +1522,7 @@ impl WireState {
                     self.close_stream(id, at);
                 }
             }
-            frames::RST_STREAM if id != 0 => {
-                if !self.streams.contains_key(&id) {
-                    return;
-                }
-                if let Some(ctx) = self.shared.stream(id) {
-                    ctx.emit_in_progress(Event::StreamReset(StreamResetInfo {
-                        at,
-                        conn_id: self.shared.conn_id,
-                        stream_id: id,
-                        error_code: frames::u32_at(payload, 0).unwrap_or(0),
-                        by_server: true,
-                    }));
-                }
-                self.close_stream(id, at);
-            }
+            frames::RST_STREAM if id != 0 => self.reset(id, payload, at, true),
             _ => {}
         }
     }

@@ -121,6 +121,39 @@ async fn fetch(
     (rec.events(), body)
 }
 
+/// A request's own events on HTTP/2, in order, when its stream is known.
+const STREAM: &[&str] = &[
+    "GetConn",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "ResponseBodyDone",
+];
+
+/// The names of a request's events but those of connects (its own may end in the background,
+/// after it) and of the connection's life, which come when they come.
+fn own(events: &[Event]) -> Vec<&'static str> {
+    names(events)
+        .into_iter()
+        .filter(|n| {
+            !matches!(
+                *n,
+                "DNSStart"
+                    | "DNSDone"
+                    | "ConnectStart"
+                    | "ConnectDone"
+                    | "TLSHandshakeStart"
+                    | "TLSHandshakeDone"
+                    | "Http2Ready"
+                    | "GoAway"
+                    | "ConnectionClosed"
+            )
+        })
+        .collect()
+}
+
 fn stream_id(events: &[Event]) -> Option<u32> {
     got_conn(events).http2.expect("an HTTP/2 GotConn").stream_id
 }
@@ -169,7 +202,7 @@ async fn sixty_four_exact(
             ids.entry(got.conn_id).or_default().insert(id),
             "stream {id} given twice"
         );
-        let mut seq = names(&events);
+        let seq = names(&events);
         let dialled = events.iter().find_map(|e| match e {
             Event::ConnectDone(d) => d.conn_id,
             _ => None,
@@ -206,31 +239,7 @@ async fn sixty_four_exact(
         }
         // a connect of its own that hyper-util finished in the background (another request's
         // connection was ready first) is reported too, wherever it ends; set it aside
-        seq.retain(|n| {
-            !matches!(
-                *n,
-                "ConnectStart"
-                    | "ConnectDone"
-                    | "Http2Ready"
-                    | "DNSStart"
-                    | "DNSDone"
-                    | "TLSHandshakeStart"
-                    | "TLSHandshakeDone"
-            )
-        });
-        assert_eq!(
-            seq,
-            [
-                "GetConn",
-                "GotConn",
-                "WroteHeaders",
-                "WroteRequest",
-                "GotFirstResponseByte",
-                "ResponseHeaders",
-                "ResponseBodyDone",
-            ],
-            "{path}"
-        );
+        assert_eq!(own(&events), STREAM, "{path}");
         // the wire events are this stream's: its request was written by when the server got it
         // (give or take the scheduling: the write returns as the server may already read it),
         // and its first response byte came after the server answered it (the answers are 3 ms
@@ -418,18 +427,7 @@ async fn goaway_mid_flight_reaches_the_streams_in_flight() {
         let goaways = seq.iter().filter(|n| **n == "GoAway").count();
         assert!((1..=2).contains(&goaways), "{seq:?}");
         let without: Vec<&str> = seq.iter().copied().filter(|n| *n != "GoAway").collect();
-        assert_eq!(
-            without,
-            [
-                "GetConn",
-                "GotConn",
-                "WroteHeaders",
-                "WroteRequest",
-                "GotFirstResponseByte",
-                "ResponseHeaders",
-                "ResponseBodyDone"
-            ]
-        );
+        assert_eq!(without, STREAM);
         // the GOAWAY came while the request waited for its answer
         let first = seq.iter().position(|n| *n == "GoAway").unwrap();
         assert!(first > 3 && first < seq.len() - 1, "{seq:?}");
@@ -494,18 +492,7 @@ async fn a_reset_stream_fails_its_request_only() {
         match body {
             Ok(path) => {
                 assert_eq!(path, "/20");
-                assert_eq!(
-                    names(&events),
-                    [
-                        "GetConn",
-                        "GotConn",
-                        "WroteHeaders",
-                        "WroteRequest",
-                        "GotFirstResponseByte",
-                        "ResponseHeaders",
-                        "ResponseBodyDone"
-                    ]
-                );
+                assert_eq!(names(&events), STREAM);
             }
             Err(_) => {
                 failed += 1;
@@ -677,32 +664,7 @@ async fn load_with_goaways_stays_exact() {
             };
             ok += 1;
             conns.insert(got.expect("GotConn").conn_id);
-            let seq: Vec<&str> = names(&events)
-                .into_iter()
-                .filter(|n| {
-                    !matches!(
-                        *n,
-                        "ConnectStart"
-                            | "ConnectDone"
-                            | "Http2Ready"
-                            | "GoAway"
-                            | "ConnectionClosed"
-                    )
-                })
-                .collect();
-            assert_eq!(
-                seq,
-                [
-                    "GetConn",
-                    "GotConn",
-                    "WroteHeaders",
-                    "WroteRequest",
-                    "GotFirstResponseByte",
-                    "ResponseHeaders",
-                    "ResponseBodyDone"
-                ],
-                "{path}"
-            );
+            assert_eq!(own(&events), STREAM, "{path}");
             let (_, answered_at) = seen.lock().unwrap()[&path];
             let first_byte = at(&events, "GotFirstResponseByte");
             assert!(first_byte >= answered_at, "{path}: another stream's byte");
@@ -740,22 +702,7 @@ async fn a_large_upload_gets_its_first_byte_after_the_body() {
     assert_eq!(res.version(), http::Version::HTTP_2);
     res.into_body().collect().await.unwrap();
     let events = rec.events();
-    let seq: Vec<&str> = names(&events)
-        .into_iter()
-        .filter(|n| !matches!(*n, "ConnectStart" | "ConnectDone" | "Http2Ready"))
-        .collect();
-    assert_eq!(
-        seq,
-        [
-            "GetConn",
-            "GotConn",
-            "WroteHeaders",
-            "WroteRequest",
-            "GotFirstResponseByte",
-            "ResponseHeaders",
-            "ResponseBodyDone"
-        ]
-    );
+    assert_eq!(own(&events), STREAM);
     assert!(at(&events, "WroteRequest") <= at(&events, "GotFirstResponseByte"));
 }
 

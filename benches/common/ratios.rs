@@ -4,7 +4,10 @@
 #![allow(dead_code)]
 
 use std::fmt;
-use std::time::Duration;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Whether the interleaved ratios were asked for (`--ratios`, or `HTTPTRACE_RATIOS` set) instead
 /// of criterion.
@@ -141,4 +144,29 @@ pub fn ratio(x: &[f64], bare: &[f64]) -> Ratio {
 pub fn delta(x: &[f64], bare: &[f64]) -> f64 {
     let d: Vec<f64> = x.iter().zip(bare).map(|(x, b)| x - b).collect();
     median(&d)
+}
+
+/// `n` calls of `one` on clones of `stack`, `in_flight` at a time (a task each, all sharing the
+/// stack's pool); the wall time they took.
+pub async fn concurrently<S, F, Fut>(stack: &S, n: u64, in_flight: u64, one: F) -> Duration
+where
+    S: Clone + Send + 'static,
+    F: Fn(S) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = S> + Send,
+{
+    let start = Instant::now();
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..in_flight.min(n) {
+        let (mut stack, next, one) = (stack.clone(), next.clone(), one.clone());
+        tasks.spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                stack = one(stack).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("request task");
+    }
+    start.elapsed()
 }

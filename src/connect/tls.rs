@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use hyper_rustls::builderstates::WantsProtocols1;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::dns::GaiResolver;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -79,15 +80,11 @@ impl HttpsStack {
     /// # drop(connector);
     /// ```
     pub fn https(config: rustls::ClientConfig) -> Self {
-        let https = HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http();
-        #[cfg(feature = "http2")]
-        let https = https.enable_all_versions();
-        #[cfg(not(feature = "http2"))]
-        let https = https.enable_http1();
-        let https = https.wrap_connector(transport());
-        TracingConnector::with_inspector(https, Rustls)
+        stack(
+            HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_or_http(),
+        )
     }
 
     /// [`TracingConnector::https`] trusting the Mozilla roots of `webpki-roots`, with rustls'
@@ -99,16 +96,21 @@ impl HttpsStack {
     /// ```
     pub fn https_webpki_roots() -> Result<Self, rustls::Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let https = HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)?
-            .https_or_http();
-        #[cfg(feature = "http2")]
-        let https = https.enable_all_versions();
-        #[cfg(not(feature = "http2"))]
-        let https = https.enable_http1();
-        let https = https.wrap_connector(transport());
-        Ok(TracingConnector::with_inspector(https, Rustls))
+        Ok(stack(
+            HttpsConnectorBuilder::new()
+                .with_provider_and_webpki_roots(provider)?
+                .https_or_http(),
+        ))
     }
+}
+
+/// The stack over `https`: ALPN `h2` and `http/1.1` with the `http2` feature, else HTTP/1 only.
+fn stack(https: HttpsConnectorBuilder<WantsProtocols1>) -> HttpsStack {
+    #[cfg(feature = "http2")]
+    let https = https.enable_all_versions();
+    #[cfg(not(feature = "http2"))]
+    let https = https.enable_http1();
+    TracingConnector::with_inspector(https.wrap_connector(transport()), Rustls)
 }
 
 fn transport() -> TracingTransport<PerAddressConnector<GaiResolver>> {
