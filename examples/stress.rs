@@ -4,8 +4,14 @@
 //! event of every request is checked against what the server saw (the checks of
 //! `tests/stress.rs`, in `tests/common/mod.rs`).
 //!
+//! With `--http2`, the same over HTTP/2 (h2c): the requests are streams of connections that the
+//! server shuts down (GOAWAY) after 1,000 streams each, every request traced (`record_timings`,
+//! so every stream is known), and each request checked as it ends: one terminal event, every
+//! Start paired, a stream no other request has, its whole sequence, and its first response byte
+//! after the server answered it (the checks of `tests/http2.rs`, in `tests/common/h2.rs`).
+//!
 //! ```text
-//! cargo run --release --example stress -- [COUNT] [CONCURRENCY]
+//! cargo run --release --example stress -- [--http2] [COUNT] [CONCURRENCY]
 //! ```
 //!
 //! Defaults: 100000 requests, 256 at a time. Exit codes: 0 when every check passed, 1 on any
@@ -18,12 +24,14 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::{client, run_load, LoadConfig, Server};
+use common::{client, h2, run_load, LoadConfig, Server};
 
-const USAGE: &str = "usage: cargo run --release --example stress -- [COUNT] [CONCURRENCY]";
+const USAGE: &str =
+    "usage: cargo run --release --example stress -- [--http2] [COUNT] [CONCURRENCY]";
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let http2 = args.next_if(|a| a == "--http2").is_some();
     let mut number = |default: u64| match args.next() {
         None => Ok(default),
         Some(a) => a.parse::<u64>().ok().filter(|n| *n > 0).ok_or(a),
@@ -39,6 +47,9 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("runtime");
+    if http2 {
+        return stress_http2(&rt, count, concurrency as u64);
+    }
     let report = rt.block_on(async {
         let server = Server::start().await;
         let client = client();
@@ -66,6 +77,39 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         println!("VIOLATIONS: {}", report.violations.total());
+        ExitCode::FAILURE
+    }
+}
+
+/// `--http2`: the load over h2c, checked request by request.
+fn stress_http2(rt: &tokio::runtime::Runtime, count: u64, concurrency: u64) -> ExitCode {
+    let report = rt.block_on(async {
+        let (addr, answered) = h2::h2_server(Some(1_000)).await;
+        let client = h2::h2c_client(httptrace::TraceLayer::new().record_timings(true));
+        eprintln!(
+            "stress: {count} HTTP/2 requests, {concurrency} at a time, to {addr} ({} worker threads)",
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        let mut bar = Progress::new(count);
+        let report = h2::run_h2_load(
+            &client,
+            addr,
+            &answered,
+            count,
+            concurrency,
+            Duration::from_secs(3600),
+            |done| bar.update(done),
+        )
+        .await;
+        bar.finish();
+        report
+    });
+    println!("{report}");
+    if report.violations == 0 {
+        println!("every event of every request checked: no violation");
+        ExitCode::SUCCESS
+    } else {
+        println!("VIOLATIONS: {}", report.violations);
         ExitCode::FAILURE
     }
 }

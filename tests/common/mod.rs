@@ -1,6 +1,7 @@
 //! Loopback servers and traced clients for the end-to-end tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod h2;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
