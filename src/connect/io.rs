@@ -127,7 +127,9 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
             .before_write(buf, || super::connector::addrs(inner.as_ref().get_ref()));
         let res = inner.poll_write(cx, buf);
         match &res {
-            Poll::Ready(Ok(n)) if this.conn.is_h2() => this.conn.h2_wrote(&buf[..*n]),
+            Poll::Ready(Ok(n)) if this.conn.is_h2() => {
+                this.conn.h2_wrote(buf.get(..*n).unwrap_or(buf))
+            }
             Poll::Ready(Err(e)) => this.conn.write_failed(e),
             _ => {}
         }

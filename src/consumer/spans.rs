@@ -230,9 +230,31 @@ fn detail(event: &Event) -> Option<String> {
             let s = i.state.as_ref()?;
             format!("{} {}", s.version, s.cipher_suite)
         }
-        Event::GotConn(i) => format!(
-            "conn #{} reused={} was_idle={} idle={:?}",
-            i.conn_id, i.reused, i.was_idle, i.idle_time
+        Event::GotConn(i) => match &i.http2 {
+            None => format!(
+                "conn #{} reused={} was_idle={} idle={:?}",
+                i.conn_id, i.reused, i.was_idle, i.idle_time
+            ),
+            Some(h2) => format!(
+                "conn #{} h2 stream={} in_flight={} waited={} reused={}",
+                i.conn_id,
+                h2.stream_id.map_or("?".into(), |id| id.to_string()),
+                h2.streams_in_flight,
+                h2.waited_for_connect,
+                i.reused
+            ),
+        },
+        Event::Http2Ready(i) => format!(
+            "conn #{} max_concurrent_streams={:?}",
+            i.conn_id, i.max_concurrent_streams
+        ),
+        Event::GoAway(i) => format!(
+            "conn #{} last_stream={} code={}",
+            i.conn_id, i.last_stream_id, i.error_code
+        ),
+        Event::StreamReset(i) => format!(
+            "stream {} code={} by_server={}",
+            i.stream_id, i.error_code, i.by_server
         ),
         Event::Got1xxResponse(i) => i.status.to_string(),
         Event::ResponseHeaders(i) => i.status.to_string(),

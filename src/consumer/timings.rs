@@ -19,7 +19,10 @@ use crate::trace::ClientTrace;
 /// [`appconnect`](Timings::appconnect), [`pretransfer`](Timings::pretransfer),
 /// [`starttransfer`](Timings::starttransfer). A phase that didn't happen (no lookup for an IP
 /// literal, no connect on a reused connection) is `None`; so are the lookup and connect of a
-/// dial that hyper-util started for this request when an idle connection then served it.
+/// dial that hyper-util started for this request when an idle connection then served it. On
+/// HTTP/2 the phases that need the wire (`server_processing`, `content_transfer`,
+/// `starttransfer`) are there when the request's stream is known (a layer that traces every
+/// request, as `record_timings` does; see the crate docs, "HTTP/2"), and `None` otherwise.
 ///
 /// ```no_run
 /// # async fn doc(svc: impl tower::Service<http::Request<http_body_util::Empty<bytes::Bytes>>, Response = http::Response<httptrace::ResponseBody<hyper::body::Incoming>>, Error = hyper_util::client::legacy::Error>) {
