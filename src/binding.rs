@@ -53,7 +53,9 @@
 //!    nobody registered (untraced requests cost nothing, so they can't register), and no stream
 //!    is mapped any more: those requests get `GotConn` without a stream id and no wire events.
 //!    So does a request that carries the caller's own capture (hyper-util keeps one): its layer
-//!    stops claiming `all_traced`. A stream that nobody registered (a request sent on the
+//!    stops claiming `all_traced`, which a registration reads when its stream opens (a request
+//!    made earlier may open later); and a traced request of a layer with
+//!    `http2_streams(false)` made while HTTP/2 connections are live ends it process-wide. A stream that nobody registered (a request sent on the
 //!    client around the layer) ends the mapping when it shows: at its `HEADERS`, or at the next
 //!    registration if the wire is already past the predicted id. One case can't be seen: such a
 //!    stream opened by hyper right before a traced request's, and not yet written when that
@@ -95,6 +97,9 @@ pub(crate) struct RequestCtx {
     capture: Option<CaptureConnection>,
     /// Every request of the layer that made this one is traced (invariant 6).
     all_traced: bool,
+    /// Set when a request of the same layer went without hyper-util's capture: read when the
+    /// stream opens, not when the request was made (it may open after that one).
+    uncounted: Option<Arc<AtomicBool>>,
     /// hyper refuses this request before opening an HTTP/2 stream for it (a `CONNECT` with a
     /// body).
     opens_no_stream: bool,
@@ -106,6 +111,7 @@ pub(crate) struct RequestCtx {
 pub(crate) struct RequestFacts {
     pub(crate) capture: Option<CaptureConnection>,
     pub(crate) all_traced: bool,
+    pub(crate) uncounted: Option<Arc<AtomicBool>>,
     pub(crate) opens_no_stream: bool,
 }
 
@@ -146,6 +152,7 @@ impl RequestCtx {
             conn_broken: AtomicBool::new(false),
             capture: facts.capture,
             all_traced: facts.all_traced,
+            uncounted: facts.uncounted,
             opens_no_stream: facts.opens_no_stream,
             state: Mutex::new(ReqState::default()),
         })
@@ -996,6 +1003,19 @@ type H2Registry = std::collections::HashMap<ConnKey, Weak<H2Conn>, AddrHasher>;
 /// The live HTTP/2 connections, by name: how a request finds the connection hyper-util gave it.
 static H2_CONNS: std::sync::LazyLock<Mutex<H2Registry>> =
     std::sync::LazyLock::new(Default::default);
+/// A traced request went without hyper-util's capture (its layer's `http2_streams(false)`)
+/// while HTTP/2 connections were live: it may open a stream nobody registers, on any client,
+/// so no stream is named from then on.
+static UNCOUNTED: AtomicBool = AtomicBool::new(false);
+
+/// A traced request goes without hyper-util's capture: if it may open an HTTP/2 stream, streams
+/// can't all be counted any more.
+pub(crate) fn uncaptured_request() {
+    if H2_LIVE.load(Ordering::Relaxed) > 0 {
+        UNCOUNTED.store(true, Ordering::Release);
+    }
+}
+
 /// How many HTTP/2 connections are live: none, and a request looks for none.
 static H2_LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -1096,7 +1116,13 @@ impl H2Conn {
         self.registered.store(true, Ordering::Release);
         let mut st = self.lock();
         let unregistered = self.wire_max.load(Ordering::Acquire) >= st.next_id;
-        if (!ctx.all_traced || unregistered) && st.exact {
+        let all_traced = ctx.all_traced
+            && !ctx
+                .uncounted
+                .as_ref()
+                .is_some_and(|u| u.load(Ordering::Acquire))
+            && !UNCOUNTED.load(Ordering::Acquire);
+        if (!all_traced || unregistered) && st.exact {
             // from now on, untraced requests may open streams nobody registers; or one did
             // already (the wire went past the streams registered)
             st.exact = false;

@@ -169,7 +169,9 @@ pub struct GotConnInfo {
 pub struct Http2Stream {
     /// The stream's id, when it is known exactly: when every request on the connection is traced
     /// (see the crate docs, "HTTP/2"). Otherwise `None`, and the request gets no wire events of
-    /// its own (`WroteHeaders`, `WroteRequest`, `GotFirstResponseByte`).
+    /// its own (`WroteHeaders`, `WroteRequest`, `GotFirstResponseByte`). If a stream nobody
+    /// registered shows on the wire later, the mapping stops: a request named before then gets
+    /// no more wire events, rather than risk wrong ones.
     pub stream_id: Option<u32>,
     /// The streams open on the connection when this one was opened, not counting it (as
     /// httptrace saw them on the wire).

@@ -44,7 +44,9 @@ async fn sixty_four_exact(
     let mut ids: HashMap<u64, BTreeSet<u32>> = HashMap::new();
     let mut dialler_events = Vec::new();
     let mut dialled_conns = BTreeSet::new();
-    let mut waited = 0;
+    // (connection, when the request started, whether it says it waited for the connect)
+    let mut others = Vec::new();
+    let mut connected_at = HashMap::new();
     while let Some(res) = tasks.join_next().await {
         let (events, body) = res.unwrap();
         let path = body.unwrap();
@@ -85,11 +87,12 @@ async fn sixty_four_exact(
                 connect < got_at && ready > connect && ready < first_byte,
                 "{seq:?}"
             );
+            connected_at.insert(got.conn_id, at(&events, "ConnectDone"));
             if dialler_events.is_empty() {
                 dialler_events = events.clone();
             }
         } else {
-            waited += h2.waited_for_connect as usize;
+            others.push((got.conn_id, at(&events, "GetConn"), h2.waited_for_connect));
         }
         // a connect of its own that hyper-util finished in the background (another request's
         // connection was ready first) is reported too, wherever it ends; set it aside
@@ -110,7 +113,7 @@ async fn sixty_four_exact(
         );
         assert!(first_byte <= at(&events, "ResponseHeaders"));
         assert!(
-            first_byte < answered_at + Duration::from_millis(25),
+            first_byte < answered_at + Duration::from_millis(100),
             "{path}: late"
         );
         assert_paired(&events);
@@ -128,8 +131,12 @@ async fn sixty_four_exact(
     }
     if first_id == 1 {
         assert!(!dialler_events.is_empty(), "one request dialled");
-        // requests that started while the one connect was being made waited for it
-        assert!(waited > 0);
+        // a request that started before the connection was even made can only have waited for it
+        for (conn, started, waited) in &others {
+            if connected_at.get(conn).is_some_and(|done| started < done) {
+                assert!(waited, "started before the connect ended, yet not waited");
+            }
+        }
     }
     dialler_events
 }
@@ -505,7 +512,8 @@ async fn a_large_upload_gets_its_first_byte_after_the_body() {
     let (addr, _seen) = h2_server(None).await;
     let client = h2c_client(TraceLayer::new().record_timings(true));
     let rec = Recorder::new();
-    let body = Body::from(vec![7u8; 1 << 20]);
+    // past hyper's server's stream window (1 MiB): the server sends WINDOW_UPDATEs mid-body
+    let body = Body::from(vec![7u8; 4 << 20]);
     let mut req = http::Request::post(format!("http://{addr}/0"))
         .body(body)
         .unwrap();
@@ -549,6 +557,68 @@ async fn a_stream_opened_around_the_layer_ends_the_mapping() {
     assert!(got_conn(&c).derived.is_some());
     assert_eq!(
         names(&c),
+        ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+    );
+}
+
+/// The first stream of a connection sent around the layer: the traced request after it sees
+/// the wire already past its prediction, and names no stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_stream_around_the_layer_is_seen_at_the_next_registration() {
+    let (addr, _seen) = h2_server(None).await;
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let inner = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, RequestBody<Body>>(TracingConnector::new(http));
+    let client = TraceLayer::new().record_timings(true).layer(inner.clone());
+    let res = inner
+        .request(
+            http::Request::get(format!("http://{addr}/0"))
+                .body(RequestBody::new(Body::default()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    let (b, body) = fetch(client.clone(), format!("http://{addr}/0")).await;
+    assert_eq!(body.unwrap(), "/0");
+    assert_eq!(stream_id(&b), None, "stream 1 was taken: no guess");
+    assert_eq!(
+        names(&b),
+        ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+    );
+}
+
+/// A request made before another that carries the caller's own capture, but sent after it:
+/// whether its layer still counts every stream is read when its stream opens, not when it was
+/// made, so it doesn't take the uncounted request's stream id.
+#[tokio::test(flavor = "current_thread")]
+async fn the_callers_capture_counts_when_the_stream_opens() {
+    use tower::Service;
+    let (addr, _seen) = h2_server(None).await;
+    let client = h2c_client(TraceLayer::new().record_timings(true));
+    let (warm, _) = fetch(client.clone(), format!("http://{addr}/0")).await;
+    assert_eq!(stream_id(&warm), Some(1));
+    // A is made first, B (with the caller's capture) second; hyper sends B first
+    let rec_a = Recorder::new();
+    let mut svc_a = client.clone();
+    let fut_a = svc_a
+        .ready()
+        .await
+        .unwrap()
+        .call(traced(&format!("http://{addr}/0"), rec_a.trace()));
+    let mut req_b = traced(&format!("http://{addr}/0"), Recorder::new().trace());
+    let _theirs = hyper_util::client::legacy::connect::capture_connection(&mut req_b);
+    let mut svc_b = client.clone();
+    let fut_b = svc_b.ready().await.unwrap().call(req_b);
+    let (res_b, res_a) = tokio::join!(fut_b, fut_a);
+    res_a.unwrap().into_body().collect().await.unwrap();
+    res_b.unwrap().into_body().collect().await.unwrap();
+    let a = rec_a.events();
+    assert_eq!(stream_id(&a), None, "{:?}", got_conn(&a));
+    assert_eq!(
+        names(&a),
         ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
     );
 }

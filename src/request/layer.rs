@@ -113,7 +113,10 @@ impl TraceLayer {
     /// docs, "HTTP/2"). It costs 4 heap allocations per traced request (hyper-util's channel,
     /// the request extension and the copy of the connection's metadata it keeps); `false` saves
     /// them in a client that never speaks HTTP/2, whose requests are bound without it. A request
-    /// on an HTTP/2 connection then reports neither `GotConn` nor wire events. Default: `true`.
+    /// on an HTTP/2 connection then reports neither `GotConn` nor wire events; and since it may
+    /// open a stream nobody counts, once such a request is made while HTTP/2 connections are
+    /// live, no HTTP/2 stream is named any more in the process (requests still get `GotConn`).
+    /// Default: `true`.
     ///
     /// ```
     /// use httptrace::TraceLayer;

@@ -183,13 +183,17 @@ where
                         // this request's HTTP/2 stream will go uncounted (binding.rs, 6)
                         self.layer
                             .uncounted
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                            .store(true, std::sync::atomic::Ordering::Release);
                     }
                     capture
                 }
-                false => None,
+                false => {
+                    binding::uncaptured_request();
+                    None
+                }
             },
             all_traced: self.layer.traces_all(),
+            uncounted: Some(self.layer.uncounted.clone()),
             opens_no_stream: refused_before_stream(&req),
         };
         let ctx = RequestCtx::with_facts(trace, facts);

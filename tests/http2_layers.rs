@@ -1,0 +1,50 @@
+//! Two layers on one HTTP/2 client, one of them with `http2_streams(false)`: its requests go
+//! without hyper-util's capture and open streams nobody registers, so from then on no stream is
+//! named, on any client (in its own test binary: what it turns off is process-wide).
+
+mod common;
+
+use common::h2::*;
+use common::*;
+use httptrace::{RequestBody, TraceLayer, TracingConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tower::Layer;
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_layer_without_http2_streams_ends_the_naming() {
+    let (addr, _answered) = h2_server(None).await;
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let inner = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, RequestBody<Body>>(TracingConnector::new(http));
+    let a = TraceLayer::new().record_timings(true).layer(inner.clone());
+    let b = TraceLayer::new()
+        .record_timings(true)
+        .http2_streams(false)
+        .layer(inner.clone());
+    let (warm, _) = fetch(a.clone(), format!("http://{addr}/0/warm")).await;
+    assert_eq!(got_conn(&warm).http2.unwrap().stream_id, Some(1));
+    for round in 0..10 {
+        // B, unregistered, then A, queued together on the one connection
+        let ((b_events, b_body), (a_events, a_body)) = tokio::join!(
+            fetch(b.clone(), format!("http://{addr}/20/b{round}")),
+            fetch(a.clone(), format!("http://{addr}/0/a{round}"))
+        );
+        assert!(b_body.is_ok() && a_body.is_ok());
+        // B knows no connection (it asked hyper-util nothing)
+        assert_eq!(
+            names(&b_events),
+            ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
+        );
+        let got = got_conn(&a_events);
+        assert_eq!(got.http2.unwrap().stream_id, None, "round {round}");
+        assert!(got.derived.is_some());
+        assert_eq!(
+            names(&a_events),
+            ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+        );
+    }
+}
