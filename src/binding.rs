@@ -127,8 +127,6 @@ struct ReqState {
     dialled: Option<(u64, Option<SocketAddr>, Instant)>,
     /// When the last response bytes of this request's exchange were read.
     last_read: Option<Instant>,
-    /// The request is served by an HTTP/2 connection: it never goes back to an idle pool.
-    http2: bool,
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -216,7 +214,6 @@ impl RequestCtx {
                 // a new exchange: it read nothing yet
                 st.conn_id = Some(info.conn_id);
                 st.last_read = None;
-                st.http2 = info.http2.is_some();
                 return;
             }
             Event::ConnectDone(info) => match (&info.error, info.conn_id) {
@@ -319,7 +316,7 @@ impl RequestCtx {
         }
         // PutIdleConn first: it happened when the response's last byte was read, before the
         // body reached the caller, and ResponseBodyDone stays the request's last event
-        if ok && keep_alive && !st.http2 && !self.conn_broken() {
+        if ok && keep_alive && !self.conn_broken() {
             if let Some(conn_id) = st.conn_id {
                 let at = st.last_read.unwrap_or(now).min(now);
                 let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });

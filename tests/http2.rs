@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use httptrace::{Event, Recorder, RequestBody, TraceLayer, TracingConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 
 fn stream_id(events: &[Event]) -> Option<u32> {
@@ -170,7 +170,7 @@ async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
             let (acceptor, seen) = (acceptor.clone(), seen2.clone());
             tokio::spawn(async move {
                 if let Ok(tls) = acceptor.accept(tcp).await {
-                    serve_h2(TokioIo::new(tls), seen, None).await;
+                    serve_h2(hyper_util::rt::TokioIo::new(tls), seen, None).await;
                 }
             });
         }
@@ -536,11 +536,7 @@ async fn a_large_upload_gets_its_first_byte_after_the_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_opened_around_the_layer_ends_the_mapping() {
     let (addr, _seen) = h2_server(None).await;
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    let inner = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build::<_, RequestBody<Body>>(TracingConnector::new(http));
+    let inner = h2c_inner();
     let client = TraceLayer::new().record_timings(true).layer(inner.clone());
     let (a, _) = fetch(client.clone(), format!("http://{addr}/0")).await;
     assert_eq!(stream_id(&a), Some(1));
@@ -570,11 +566,7 @@ async fn a_stream_opened_around_the_layer_ends_the_mapping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_stream_around_the_layer_is_seen_at_the_next_registration() {
     let (addr, _seen) = h2_server(None).await;
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    let inner = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build::<_, RequestBody<Body>>(TracingConnector::new(http));
+    let inner = h2c_inner();
     let client = TraceLayer::new().record_timings(true).layer(inner.clone());
     let res = inner
         .request(

@@ -6,20 +6,13 @@ mod common;
 
 use common::h2::*;
 use common::*;
-use httptrace::{RequestBody, TraceLayer, TracingConnector};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use httptrace::TraceLayer;
 use tower::Layer;
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_layer_without_http2_streams_ends_the_naming() {
     let (addr, _answered) = h2_server(None).await;
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    let inner = Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build::<_, RequestBody<Body>>(TracingConnector::new(http));
+    let inner = h2c_inner();
     let a = TraceLayer::new().record_timings(true).layer(inner.clone());
     let b = TraceLayer::new()
         .record_timings(true)

@@ -14,7 +14,8 @@ pub use self::informational::on_informational;
 pub use self::layer::TraceLayer;
 pub use self::service::Trace;
 
-/// Whether a message with these headers leaves the HTTP/1 connection open, as hyper decides.
+/// Whether a message with these headers leaves the HTTP/1 connection open, as hyper decides;
+/// never on HTTP/2, whose shared connection goes back to no idle pool (no `PutIdleConn`).
 pub(crate) fn keeps_alive(version: http::Version, headers: &http::HeaderMap) -> bool {
     if headers.is_empty() {
         return version == http::Version::HTTP_11;

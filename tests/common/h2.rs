@@ -96,13 +96,18 @@ where
     }
 }
 
-pub fn h2c_client(layer: TraceLayer) -> impl SendTraced + Send + 'static {
+/// hyper-util's client, `http2_only`, on a traced `HttpConnector`, not layered.
+pub fn h2c_inner() -> Client<TracingConnector<HttpConnector>, RequestBody<Body>> {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .http2_only(true)
-        .build::<_, RequestBody<Body>>(TracingConnector::new(http));
-    layer.layer(client)
+        .build(TracingConnector::new(http))
+}
+
+/// [`h2c_inner`] in `layer`.
+pub fn h2c_client(layer: TraceLayer) -> impl SendTraced + Send + 'static {
+    layer.layer(h2c_inner())
 }
 
 /// One request's events: its own recorder, and the response body it read.
