@@ -55,9 +55,11 @@
 //!    So does a request that carries the caller's own capture (hyper-util keeps one): its layer
 //!    stops claiming `all_traced`, which a registration reads when its stream opens (a request
 //!    made earlier may open later); and a traced request of a layer with
-//!    `http2_streams(false)` made while HTTP/2 connections are live ends it process-wide. A stream that nobody registered (a request sent on the
-//!    client around the layer) ends the mapping when it shows: at its `HEADERS`, or at the next
-//!    registration if the wire is already past the predicted id. One case can't be seen: such a
+//!    `http2_streams(false)` ends it process-wide (it may dial the first HTTP/2 connection and
+//!    open its first stream before a counted request registers). A stream that nobody
+//!    registered (a request sent on the client around the layer) ends the mapping when it
+//!    shows: at its `HEADERS`, or at the next registration if the wire is already past the
+//!    predicted id. One case can't be seen: such a
 //!    stream opened by hyper right before a traced request's, and not yet written when that
 //!    request registers; hence the contract that every request of the client goes through the
 //!    layer. Registered ids that never reach the wire (hyper failed to send them) are dropped
@@ -66,13 +68,14 @@
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use hyper_util::client::legacy::connect::{CaptureConnection, HttpInfo};
 
 use crate::connect::frames::{self, FrameReader, Seen};
+use crate::consumer::timings::Timings;
 use crate::error::{Canceled, SharedError};
 use crate::event::*;
 use crate::trace::ClientTrace;
@@ -91,6 +94,10 @@ pub(crate) struct RequestCtx {
     start: Instant,
     /// The request body has been fully handed to hyper.
     body_done: AtomicBool,
+    /// The request body's bytes still to come when its length is known (`u64::MAX`: unknown):
+    /// hyper stops polling a body once it has written that many. Kept here rather than in the
+    /// body, so that an untraced request's body adds 16 bytes to the request, not 32.
+    body_left: AtomicU64,
     /// The connection reported EOF or an error while serving this request.
     conn_broken: AtomicBool,
     /// What tells, on hyper's side, which connection the request got (invariant 6).
@@ -103,8 +110,21 @@ pub(crate) struct RequestCtx {
     /// hyper refuses this request before opening an HTTP/2 stream for it (a `CONNECT` with a
     /// body).
     opens_no_stream: bool,
+    /// The layer's `Timings` for this request, put in its response.
+    timings: Option<Timings>,
+    /// The request asked to close its connection (`Connection: close`, HTTP/1.0).
+    req_close: bool,
+    /// The response body: its bytes so far, and `RESP_*` flags. Only the response body writes
+    /// them; they live here so that a response body (and a response future) adds one pointer.
+    resp_bytes: AtomicU64,
+    resp_flags: AtomicU8,
     state: Mutex<ReqState>,
 }
+
+/// The response's connection may go back to the pool once the body is read.
+const RESP_KEEP_ALIVE: u8 = 1;
+/// The response body reached its end.
+const RESP_ENDED: u8 = 2;
 
 /// What the layer tells a traced request's context about the request.
 #[derive(Default)]
@@ -113,6 +133,8 @@ pub(crate) struct RequestFacts {
     pub(crate) all_traced: bool,
     pub(crate) uncounted: Option<Arc<AtomicBool>>,
     pub(crate) opens_no_stream: bool,
+    pub(crate) timings: Option<Timings>,
+    pub(crate) req_close: bool,
 }
 
 #[derive(Default)]
@@ -136,7 +158,7 @@ impl std::fmt::Debug for RequestCtx {
 }
 
 impl RequestCtx {
-    #[cfg_attr(not(any(test, feature = "reqwest")), allow(dead_code))]
+    #[cfg(test)]
     pub(crate) fn new(trace: ClientTrace) -> Arc<Self> {
         Self::with_facts(trace, RequestFacts::default())
     }
@@ -147,11 +169,16 @@ impl RequestCtx {
             trace,
             start: Instant::now(),
             body_done: AtomicBool::new(false),
+            body_left: AtomicU64::new(u64::MAX),
             conn_broken: AtomicBool::new(false),
             capture: facts.capture,
             all_traced: facts.all_traced,
             uncounted: facts.uncounted,
             opens_no_stream: facts.opens_no_stream,
+            timings: facts.timings,
+            req_close: facts.req_close,
+            resp_bytes: AtomicU64::new(0),
+            resp_flags: AtomicU8::new(0),
             state: Mutex::new(ReqState::default()),
         })
     }
@@ -167,6 +194,11 @@ impl RequestCtx {
     #[inline]
     pub(crate) fn emit(&self, event: Event) {
         self.deliver(&event);
+    }
+
+    /// Delivers one event that the caller keeps.
+    pub(crate) fn emit_ref(&self, event: &Event) {
+        self.deliver(event);
     }
 
     fn deliver(&self, event: &Event) {
@@ -258,6 +290,27 @@ impl RequestCtx {
         self.body_done.store(true, Ordering::Release);
     }
 
+    /// The request body's length, when it is known before it is sent.
+    pub(crate) fn set_body_length(&self, len: Option<u64>) {
+        if let Some(len) = len.filter(|&n| n != u64::MAX) {
+            self.body_left.store(len, Ordering::Relaxed);
+        }
+    }
+
+    /// `n` bytes of the request body were handed to hyper: done when its known length is reached.
+    /// Only the connection's task polls the body: no other writer.
+    pub(crate) fn body_data(&self, n: u64) {
+        let left = self.body_left.load(Ordering::Relaxed);
+        if left == u64::MAX {
+            return;
+        }
+        let left = left.saturating_sub(n);
+        self.body_left.store(left, Ordering::Relaxed);
+        if left == 0 {
+            self.set_body_done();
+        }
+    }
+
     /// When the last response bytes of this request's exchange were read.
     #[cfg(test)]
     pub(crate) fn last_read(&self) -> Option<Instant> {
@@ -302,12 +355,50 @@ impl RequestCtx {
     /// The response body ended (`error` is `None`), failed or was dropped: `ResponseBodyDone`
     /// (unless the request ended already), then `PutIdleConn` if the connection goes back to
     /// the pool, under one lock.
-    pub(crate) fn response_body_done(
-        &self,
-        bytes: u64,
-        error: Option<SharedError>,
-        keep_alive: bool,
-    ) {
+    /// The layer's `Timings` for this request, if it records them.
+    pub(crate) fn timings(&self) -> Option<&Timings> {
+        self.timings.as_ref()
+    }
+
+    /// The request asked to close its connection.
+    pub(crate) fn req_close(&self) -> bool {
+        self.req_close
+    }
+
+    /// The response's body starts: whether its connection may be pooled after it, whether it is
+    /// already at its end.
+    pub(crate) fn response_body(&self, keep_alive: bool, ended: bool) {
+        let flags = (keep_alive as u8 * RESP_KEEP_ALIVE) | (ended as u8 * RESP_ENDED);
+        self.resp_flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// `n` bytes of the response body were read (by the response body only: one writer).
+    pub(crate) fn response_bytes(&self, n: u64) {
+        let bytes = self.resp_bytes.load(Ordering::Relaxed);
+        self.resp_bytes
+            .store(bytes.saturating_add(n), Ordering::Relaxed);
+    }
+
+    /// The response body reached its end.
+    pub(crate) fn response_ended(&self) {
+        let flags = self.resp_flags.load(Ordering::Relaxed);
+        self.resp_flags.store(flags | RESP_ENDED, Ordering::Relaxed);
+    }
+
+    /// The response body is done with: `error`, or canceled if it is dropped before its end.
+    pub(crate) fn response_finished(&self, error: Option<SharedError>) {
+        let flags = self.resp_flags.load(Ordering::Relaxed);
+        let error = match error {
+            None if flags & RESP_ENDED == 0 => {
+                Some(SharedError::new(Canceled::new("response body")))
+            }
+            e => e,
+        };
+        let bytes = self.resp_bytes.load(Ordering::Relaxed);
+        self.response_body_done(bytes, error, flags & RESP_KEEP_ALIVE != 0);
+    }
+
+    fn response_body_done(&self, bytes: u64, error: Option<SharedError>, keep_alive: bool) {
         let now = Instant::now();
         let ok = error.is_none();
         let mut st = self.lock();
@@ -379,9 +470,29 @@ fn current<T: Clone>(key: &'static Slot<T>) -> Option<T> {
     })
 }
 
-/// Runs `f` with `ctx` as the request whose task is polling.
-pub(crate) fn with_request<R>(ctx: &Arc<RequestCtx>, f: impl FnOnce() -> R) -> R {
-    scoped(&CURRENT_REQUEST, ctx, f)
+/// Runs `f` with the request in `slot` as the one whose task is polling. The request is moved
+/// into the thread-local and back (no reference count touched on every poll); `slot` is empty
+/// meanwhile, and still holds the request after `f`, even if `f` panics.
+pub(crate) fn with_request<R>(slot: &mut Option<Arc<RequestCtx>>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a> {
+        home: &'a mut Option<Arc<RequestCtx>>,
+        prev: Option<Arc<RequestCtx>>,
+    }
+    impl Drop for Restore<'_> {
+        #[inline]
+        fn drop(&mut self) {
+            let prev = self.prev.take();
+            if let Ok(ours) = CURRENT_REQUEST.try_with(|c| c.replace(prev)) {
+                *self.home = ours;
+            }
+        }
+    }
+    let Ok(prev) = CURRENT_REQUEST.try_with(|c| c.replace(slot.take())) else {
+        // the thread is going away: nothing to tell
+        return f();
+    };
+    let _restore = Restore { home: slot, prev };
+    f()
 }
 
 pub(crate) fn current_request() -> Option<Arc<RequestCtx>> {
@@ -1000,15 +1111,16 @@ type H2Registry = std::collections::HashMap<ConnKey, Weak<H2Conn>, AddrHasher>;
 /// The live HTTP/2 connections, by name: how a request finds the connection hyper-util gave it.
 static H2_CONNS: std::sync::LazyLock<Mutex<H2Registry>> =
     std::sync::LazyLock::new(Default::default);
-/// A traced request went without hyper-util's capture (its layer's `http2_streams(false)`)
-/// while HTTP/2 connections were live: it may open a stream nobody registers, on any client,
-/// so no stream is named from then on.
+/// A traced request went without hyper-util's capture (its layer's `http2_streams(false)`):
+/// it may open a stream nobody registers, on any client, so no stream is named from then on.
 static UNCOUNTED: AtomicBool = AtomicBool::new(false);
 
 /// A traced request goes without hyper-util's capture: if it may open an HTTP/2 stream, streams
 /// can't all be counted any more.
 pub(crate) fn uncaptured_request() {
-    if H2_LIVE.load(Ordering::Relaxed) > 0 {
+    // whether or not HTTP/2 connections are live now: this request may be the one that makes
+    // the first, and open its first stream before a counted request registers there
+    if !UNCOUNTED.load(Ordering::Relaxed) {
         UNCOUNTED.store(true, Ordering::Release);
     }
 }

@@ -77,7 +77,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::binding::{self, DialCtx, RequestCtx};
+use crate::binding::{self, DialCtx, RequestCtx, RequestFacts};
 use crate::error::SharedError;
 use crate::event::{Event, GetConnInfo, GotConnInfo, Http2Stream, RedirectInfo};
 use crate::request::{RequestHandle, ResponseBody, ResponseFuture, Trace, TraceResponse};
@@ -105,16 +105,26 @@ where
         let Some(trace) = trace else {
             return ResponseFuture::untraced(self.inner.call(req));
         };
-        let ctx = RequestCtx::new(trace);
+        let ctx = RequestCtx::with_facts(
+            trace,
+            RequestFacts {
+                timings,
+                req_close: !crate::request::keeps_alive(req.version(), req.headers()),
+                ..RequestFacts::default()
+            },
+        );
         let uri = req.url().as_str().parse::<http::Uri>().unwrap_or_default();
         ctx.emit(Event::GetConn(GetConnInfo {
             at: Instant::now(),
             method: req.method().clone(),
             uri,
         }));
-        let req_close = !crate::request::keeps_alive(req.version(), req.headers());
-        let fut = binding::with_request(&ctx, || self.inner.call(req));
-        ResponseFuture::traced(fut, ctx, timings, req_close)
+        let mut ctx = Some(ctx);
+        let fut = binding::with_request(&mut ctx, || self.inner.call(req));
+        match ctx {
+            Some(ctx) => ResponseFuture::traced(fut, ctx),
+            None => ResponseFuture::untraced(fut),
+        }
     }
 }
 

@@ -36,7 +36,25 @@ use crate::event::{Event, Hooks};
 /// ```
 #[derive(Clone)]
 pub struct ClientTrace {
-    hooks: Arc<[Arc<dyn Hooks>]>,
+    hooks: HookSet,
+    /// Some hook may want the 1xx responses: hyper's 1xx callback is installed for them.
+    informational: bool,
+}
+
+/// The hooks of a trace: most traces have one (no slice to allocate).
+#[derive(Clone)]
+enum HookSet {
+    One(Arc<dyn Hooks>),
+    Many(Arc<[Arc<dyn Hooks>]>),
+}
+
+impl HookSet {
+    fn as_slice(&self) -> &[Arc<dyn Hooks>] {
+        match self {
+            HookSet::One(hooks) => std::slice::from_ref(hooks),
+            HookSet::Many(hooks) => hooks,
+        }
+    }
 }
 
 impl ClientTrace {
@@ -55,9 +73,22 @@ impl ClientTrace {
     /// # drop(trace);
     /// ```
     pub fn new(hooks: impl Hooks) -> Self {
+        Self::shared(Arc::new(hooks), true)
+    }
+
+    /// A trace calling hooks that are already shared; `informational`: whether they want the
+    /// 1xx responses (httptrace's own consumers that ignore them say no, and hyper's 1xx
+    /// callback is then not installed for their requests: two allocations less).
+    pub(crate) fn shared(hooks: Arc<dyn Hooks>, informational: bool) -> Self {
         Self {
-            hooks: Arc::from([Arc::new(hooks) as Arc<dyn Hooks>]),
+            hooks: HookSet::One(hooks),
+            informational,
         }
+    }
+
+    /// Some hook of this trace may want the 1xx responses.
+    pub(crate) fn wants_informational(&self) -> bool {
+        self.informational
     }
 
     /// A trace calling `f` for every event: the quick way.
@@ -97,12 +128,14 @@ impl ClientTrace {
     pub fn compose(self, other: ClientTrace) -> ClientTrace {
         let hooks: Vec<Arc<dyn Hooks>> = self
             .hooks
+            .as_slice()
             .iter()
-            .chain(other.hooks.iter())
+            .chain(other.hooks.as_slice())
             .cloned()
             .collect();
         ClientTrace {
-            hooks: Arc::from(hooks),
+            hooks: HookSet::Many(Arc::from(hooks)),
+            informational: self.informational || other.informational,
         }
     }
 
@@ -149,7 +182,7 @@ impl ClientTrace {
     /// Delivers `event` to every hook, in order. A hook that panics is contained: the panic
     /// doesn't reach the connection, the pool or the other hooks.
     pub(crate) fn emit(&self, event: &Event) {
-        for hooks in self.hooks.iter() {
+        for hooks in self.hooks.as_slice() {
             if catch_unwind(AssertUnwindSafe(|| hooks.on_event(event))).is_err() {
                 hook_panicked(event);
             }
@@ -160,7 +193,7 @@ impl ClientTrace {
 impl fmt::Debug for ClientTrace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientTrace")
-            .field("hooks", &self.hooks.len())
+            .field("hooks", &self.hooks.as_slice().len())
             .finish()
     }
 }

@@ -159,6 +159,11 @@ where
 const NOOP_EXTRA_ALLOCS: u64 = 10;
 /// A no-op trace on a layer that doesn't bind HTTP/2 streams.
 const NOOP_HTTP1_EXTRA_ALLOCS: u64 = 6;
+/// `record_timings(true)`, no other trace: the `Timings` (`Arc`), the `RequestCtx`, the
+/// request's extension map (its `Box` and its hash table: the capture is its first entry),
+/// hyper-util's capture (4), and the `Box` of the `Timings` in the response's extensions. No
+/// 1xx callback: `Timings` needs none; and its trace shares the `Timings`' allocation.
+const TIMINGS_EXTRA_ALLOCS: u64 = 9;
 /// And no realloc.
 const NOOP_EXTRA_REALLOCS: u64 = 0;
 
@@ -191,7 +196,14 @@ fn untraced_costs_nothing_noop_trace_costs_a_fixed_few() {
                 req
             })
             .await;
+            let f = measure("(f) record_timings(true)", &mut traced(HttpConnector::new(), TraceLayer::new().record_timings(true)), n, get).await;
             let n64 = n as u64;
+            assert_eq!((f.allocs - a.allocs) % n64, 0);
+            assert_eq!(
+                (f.allocs - a.allocs) / n64,
+                TIMINGS_EXTRA_ALLOCS,
+                "record_timings: extra allocs per request changed"
+            );
             println!(
                 "per request over bare: (b) {:+} allocs {:+} reallocs, (c) {:+.2} allocs {:+.2} reallocs, (d) {:+.2} allocs {:+.2} reallocs",
                 b.allocs as i64 - a.allocs as i64,

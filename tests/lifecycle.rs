@@ -184,6 +184,45 @@ async fn informational_responses() {
     );
 }
 
+/// `Timings` needs no 1xx and has hyper keep no 1xx callback for it; but a trace composed with
+/// it that may want them gets them, and so does the caller's own callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn informational_responses_with_timings() {
+    let addr = raw_server(INFORMATIONAL, 0).await;
+    let client = client_with_layer(TraceLayer::new().record_timings(true));
+
+    // Timings alone, and the caller's callback
+    let user_calls = Arc::new(Mutex::new(Vec::new()));
+    let calls = user_calls.clone();
+    let mut req = request(&format!("http://{addr}/"));
+    httptrace::on_informational(&mut req, move |res: &http::Response<()>| {
+        calls.lock().unwrap().push(res.status().as_u16())
+    });
+    let res = client.clone().oneshot(req).await.unwrap();
+    let timings = res.extensions().get::<Timings>().cloned().unwrap();
+    res.into_body().collect().await.unwrap();
+    assert!(timings.is_complete() && !timings.failed());
+    assert!(timings.server_processing().is_some());
+    assert_eq!(*user_calls.lock().unwrap(), [100, 103]);
+
+    // Timings and a recorder
+    let rec = Recorder::new();
+    let res = client
+        .oneshot(traced(&format!("http://{addr}/"), rec.trace()))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    let statuses: Vec<u16> = rec
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Got1xxResponse(i) => Some(i.status.as_u16()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(statuses, [100, 103], "{:?}", rec.names());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_set_in_hyper_is_kept() {
     let addr = raw_server(INFORMATIONAL, 0).await;

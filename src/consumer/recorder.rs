@@ -17,7 +17,23 @@ use crate::trace::ClientTrace;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Recorder {
-    events: Arc<Mutex<Vec<Event>>>,
+    events: Arc<Log>,
+}
+
+/// The events recorded, and the hooks recording them.
+#[derive(Debug, Default)]
+struct Log(Mutex<Vec<Event>>);
+
+impl Log {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Hooks for Log {
+    fn on_event(&self, event: &Event) {
+        self.lock().push(event.clone());
+    }
 }
 
 impl Recorder {
@@ -28,15 +44,13 @@ impl Recorder {
 
     /// A trace that records into this recorder.
     pub fn trace(&self) -> ClientTrace {
-        ClientTrace::new(self.clone())
+        // the log is shared already: no allocation
+        ClientTrace::shared(self.events.clone(), true)
     }
 
     /// The events recorded so far.
     pub fn events(&self) -> Vec<Event> {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.events.lock().clone()
     }
 
     /// The names of the events recorded so far.
@@ -46,28 +60,17 @@ impl Recorder {
     /// assert!(rec.names().is_empty());
     /// ```
     pub fn names(&self) -> Vec<&'static str> {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(Event::name)
-            .collect()
+        self.events.lock().iter().map(Event::name).collect()
     }
 
     /// Forgets the events recorded so far.
     pub fn clear(&self) {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.events.lock().clear();
     }
 }
 
 impl Hooks for Recorder {
     fn on_event(&self, event: &Event) {
-        self.events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(event.clone());
+        self.events.on_event(event)
     }
 }

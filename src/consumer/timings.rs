@@ -39,8 +39,12 @@ use crate::trace::ClientTrace;
 /// ```
 #[derive(Clone, Default)]
 pub struct Timings {
-    marks: Arc<Mutex<Marks>>,
+    marks: Arc<Recording>,
 }
+
+/// What a `Timings` records, and the hooks recording it.
+#[derive(Default)]
+struct Recording(Mutex<Marks>);
 
 #[derive(Debug, Default, Clone)]
 struct Marks {
@@ -93,11 +97,12 @@ impl Timings {
     /// assert!(!timings.is_complete());
     /// ```
     pub fn trace(&self) -> ClientTrace {
-        ClientTrace::new(self.clone())
+        // no allocation; and no 1xx callback for hyper to keep: the phases don't need 1xx
+        ClientTrace::shared(self.marks.clone(), false)
     }
 
     fn marks(&self) -> MutexGuard<'_, Marks> {
-        self.marks.lock().unwrap_or_else(|e| e.into_inner())
+        self.marks.lock()
     }
 
     /// The request ended: the body was read to its end, or the request failed.
@@ -203,34 +208,65 @@ impl Timings {
 
 impl Hooks for Timings {
     fn on_event(&self, event: &Event) {
-        let mut m = self.marks();
+        self.marks.on_event(event)
+    }
+}
+
+impl Recording {
+    fn lock(&self) -> MutexGuard<'_, Marks> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Hooks for Recording {
+    fn on_event(&self, event: &Event) {
         let at = Some(event.at());
         match event {
-            Event::GetConn(_) => m.start = m.start.or(at),
-            Event::DnsStart(_) => m.dns_start = at,
-            Event::DnsDone(_) => m.dns_done = at,
-            Event::ConnectStart(_) => m.connect_start = m.connect_start.or(at),
-            // a failed or canceled address attempt doesn't end the connect
-            Event::ConnectDone(i) if i.conn_id.is_some() => {
-                m.connect_done = at;
-                m.dialled = i.conn_id;
-            }
-            Event::TlsHandshakeStart(_) => m.tls_start = at,
-            Event::TlsHandshakeDone(_) => m.tls_done = at,
-            Event::GotConn(i) => {
-                m.got_conn = at;
-                m.reused = Some(i.reused);
-                m.conn_id = Some(i.conn_id);
-            }
-            Event::WroteRequest(_) => m.wrote_request = at,
-            Event::GotFirstResponseByte(_) => m.first_byte = at,
-            Event::ResponseBodyDone(i) => {
-                m.end = at;
-                m.failed |= i.error.is_some();
-            }
-            Event::RequestFailed(_) | Event::RequestCanceled(_) => {
-                m.end = at;
-                m.failed = true;
+            // what the phases don't need: no lock
+            Event::ConnectDone(i) if i.conn_id.is_none() => {}
+            Event::GetConn(_)
+            | Event::DnsStart(_)
+            | Event::DnsDone(_)
+            | Event::ConnectStart(_)
+            | Event::ConnectDone(_)
+            | Event::TlsHandshakeStart(_)
+            | Event::TlsHandshakeDone(_)
+            | Event::GotConn(_)
+            | Event::WroteRequest(_)
+            | Event::GotFirstResponseByte(_)
+            | Event::ResponseBodyDone(_)
+            | Event::RequestFailed(_)
+            | Event::RequestCanceled(_) => {
+                let mut m = self.lock();
+                match event {
+                    Event::GetConn(_) => m.start = m.start.or(at),
+                    Event::DnsStart(_) => m.dns_start = at,
+                    Event::DnsDone(_) => m.dns_done = at,
+                    Event::ConnectStart(_) => m.connect_start = m.connect_start.or(at),
+                    // a failed or canceled address attempt doesn't end the connect
+                    Event::ConnectDone(i) => {
+                        m.connect_done = at;
+                        m.dialled = i.conn_id;
+                    }
+                    Event::TlsHandshakeStart(_) => m.tls_start = at,
+                    Event::TlsHandshakeDone(_) => m.tls_done = at,
+                    Event::GotConn(i) => {
+                        m.got_conn = at;
+                        m.reused = Some(i.reused);
+                        m.conn_id = Some(i.conn_id);
+                    }
+                    Event::WroteRequest(_) => m.wrote_request = at,
+                    Event::GotFirstResponseByte(_) => m.first_byte = at,
+                    Event::ResponseBodyDone(i) => {
+                        m.end = at;
+                        m.failed |= i.error.is_some();
+                    }
+                    _ => {
+                        // RequestFailed, RequestCanceled
+                        m.end = at;
+                        m.failed = true;
+                    }
+                }
             }
             _ => {}
         }

@@ -9,7 +9,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 use crate::binding::{self, RequestCtx};
-use crate::error::{Canceled, SharedError};
+use crate::error::SharedError;
 
 pin_project! {
     /// The request body that [`Trace`](crate::Trace) passes to the client: the caller's body,
@@ -31,9 +31,6 @@ pin_project! {
         inner: B,
         ctx: Option<Arc<RequestCtx>>,
         handed_off: AtomicBool,
-        // the body bytes still to come when its length is declared: hyper stops polling a
-        // body once it has written that many
-        remaining: Option<u64>,
     }
 }
 
@@ -48,7 +45,6 @@ impl<B> RequestBody<B> {
             inner,
             ctx: None,
             handed_off: AtomicBool::new(false),
-            remaining: None,
         }
     }
 
@@ -57,12 +53,11 @@ impl<B> RequestBody<B> {
     where
         B: Body,
     {
-        let remaining = declared.or_else(|| inner.size_hint().exact());
+        ctx.set_body_length(declared.or_else(|| inner.size_hint().exact()));
         Self {
             inner,
             ctx: Some(ctx),
             handed_off: AtomicBool::new(false),
-            remaining,
         }
     }
 
@@ -107,11 +102,8 @@ impl<B: Body> Body for RequestBody<B> {
                 None => ctx.set_body_done(),
                 Some(Ok(f)) if f.is_trailers() => ctx.set_body_done(),
                 Some(Ok(f)) => {
-                    if let (Some(left), Some(data)) = (this.remaining.as_mut(), f.data_ref()) {
-                        *left = left.saturating_sub(data.remaining() as u64);
-                        if *left == 0 {
-                            ctx.set_body_done();
-                        }
+                    if let Some(data) = f.data_ref() {
+                        ctx.body_data(data.remaining() as u64);
                     }
                 }
                 _ => {}
@@ -153,39 +145,17 @@ pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        traced: Option<BodyTrace>,
+        // the traced request, until its body is done with
+        ctx: Option<Arc<RequestCtx>>,
     }
 
     impl<B> PinnedDrop for ResponseBody<B> {
         fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(t) = this.traced.as_mut() {
-                if !t.done {
-                    // complete if it had ended (an empty body needs no poll), canceled if not
-                    t.finish(None);
-                }
+            if let Some(ctx) = this.project().ctx.take() {
+                // complete if it had ended (an empty body needs no poll), canceled if not
+                ctx.response_finished(None);
             }
         }
-    }
-}
-
-struct BodyTrace {
-    ctx: Arc<RequestCtx>,
-    bytes: u64,
-    keep_alive: bool,
-    done: bool,
-    ended: bool,
-}
-
-impl BodyTrace {
-    fn finish(&mut self, error: Option<SharedError>) {
-        self.done = true;
-        let error = match error {
-            None if !self.ended => Some(SharedError::new(Canceled::new("response body"))),
-            e => e,
-        };
-        self.ctx
-            .response_body_done(self.bytes, error, self.keep_alive);
     }
 }
 
@@ -196,26 +166,17 @@ impl<B> ResponseBody<B> {
     }
 
     pub(crate) fn untraced(inner: B) -> Self {
-        Self {
-            inner,
-            traced: None,
-        }
+        Self { inner, ctx: None }
     }
 
     pub(crate) fn traced(inner: B, ctx: Arc<RequestCtx>, keep_alive: bool) -> Self
     where
         B: Body,
     {
-        let ended = inner.is_end_stream();
+        ctx.response_body(keep_alive, inner.is_end_stream());
         Self {
             inner,
-            traced: Some(BodyTrace {
-                ctx,
-                bytes: 0,
-                keep_alive,
-                done: false,
-                ended,
-            }),
+            ctx: Some(ctx),
         }
     }
 
@@ -229,7 +190,7 @@ impl<B: fmt::Debug> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseBody")
             .field("inner", &self.inner)
-            .field("traced", &self.traced.is_some())
+            .field("traced", &self.ctx.is_some())
             .finish()
     }
 }
@@ -248,33 +209,31 @@ where
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
-        let Some(t) = this.traced.as_mut() else {
+        let Some(ctx) = this.ctx.as_ref() else {
             return Poll::Ready(frame);
         };
-        if t.done {
-            return Poll::Ready(frame);
-        }
-        match &frame {
+        let finished = match &frame {
             None => {
-                t.ended = true;
-                t.finish(None);
+                ctx.response_ended();
+                None
             }
             Some(Ok(f)) => {
                 if let Some(data) = f.data_ref() {
-                    t.bytes += data.remaining() as u64;
+                    ctx.response_bytes(data.remaining() as u64);
                 }
-                if f.is_trailers() || this.inner.is_end_stream() {
-                    t.ended = true;
-                    t.finish(None);
+                if !f.is_trailers() && !this.inner.is_end_stream() {
+                    return Poll::Ready(frame);
                 }
+                ctx.response_ended();
+                None
             }
-            Some(Err(e)) => {
-                let error = SharedError::new(crate::error::RequestError::new(
-                    e.to_string(),
-                    t.ctx.cause(),
-                ));
-                t.finish(Some(error));
-            }
+            Some(Err(e)) => Some(SharedError::new(crate::error::RequestError::new(
+                e.to_string(),
+                ctx.cause(),
+            ))),
+        };
+        if let Some(ctx) = this.ctx.take() {
+            ctx.response_finished(finished);
         }
         Poll::Ready(frame)
     }

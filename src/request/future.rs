@@ -10,7 +10,6 @@ use pin_project_lite::pin_project;
 
 use super::body::ResponseBody;
 use crate::binding::{self, RequestCtx};
-use crate::consumer::timings::Timings;
 use crate::error::{Canceled, RequestError, SharedError};
 use crate::event::{Event, RequestCanceledInfo, RequestFailedInfo, ResponseHeadersInfo};
 
@@ -25,21 +24,17 @@ pin_project! {
         // reports before the request does
         #[pin]
         inner: F,
-        traced: Option<Traced>,
+        traced: Pending,
     }
 }
 
-struct Traced {
-    ctx: Arc<RequestCtx>,
-    timings: Option<Timings>,
-    req_close: bool,
-    done: bool,
-}
+/// A traced request whose response head hasn't come: dropped so, it is canceled.
+struct Pending(Option<Arc<RequestCtx>>);
 
-impl Drop for Traced {
+impl Drop for Pending {
     fn drop(&mut self) {
-        if !self.done {
-            self.ctx.finish(Event::RequestCanceled(RequestCanceledInfo {
+        if let Some(ctx) = self.0.take() {
+            ctx.finish(Event::RequestCanceled(RequestCanceledInfo {
                 at: Instant::now(),
                 error: SharedError::new(Canceled::new("request")),
             }));
@@ -51,24 +46,16 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn untraced(inner: F) -> Self {
         Self {
             inner,
-            traced: None,
+            traced: Pending(None),
         }
     }
 
-    pub(crate) fn traced(
-        inner: F,
-        ctx: Arc<RequestCtx>,
-        timings: Option<Timings>,
-        req_close: bool,
-    ) -> Self {
+    /// The layer's `Timings` and whether the request asked to close its connection are in
+    /// `ctx`.
+    pub(crate) fn traced(inner: F, ctx: Arc<RequestCtx>) -> Self {
         Self {
             inner,
-            traced: Some(Traced {
-                ctx,
-                timings,
-                req_close,
-                done: false,
-            }),
+            traced: Pending(Some(ctx)),
         }
     }
 }
@@ -77,7 +64,7 @@ impl<F: fmt::Debug> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("inner", &self.inner)
-            .field("traced", &self.traced.is_some())
+            .field("traced", &self.traced.0.is_some())
             .finish()
     }
 }
@@ -140,31 +127,34 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let Some(t) = this.traced.as_mut() else {
+        if this.traced.0.is_none() {
             return this.inner.poll(cx).map(|r| r.map(TraceResponse::untraced));
-        };
+        }
         let inner = this.inner;
-        let result = ready!(binding::with_request(&t.ctx, || inner.poll(cx)));
-        t.done = true;
+        let result = ready!(binding::with_request(&mut this.traced.0, || inner.poll(cx)));
+        // answered: no longer canceled when dropped
+        let Some(ctx) = this.traced.0.take() else {
+            return Poll::Ready(result.map(TraceResponse::untraced));
+        };
         Poll::Ready(match result {
             Ok(mut res) => {
-                let req = RequestHandle(t.ctx.clone());
+                let req = RequestHandle(ctx);
                 res.before_head(&req);
                 let (status, version, headers) = res.head();
-                t.ctx.emit(Event::ResponseHeaders(ResponseHeadersInfo {
+                req.0.emit(Event::ResponseHeaders(ResponseHeadersInfo {
                     at: Instant::now(),
                     status,
                     version,
                 }));
-                let keep_alive = !t.req_close && super::keeps_alive(version, headers);
-                if let Some(timings) = t.timings.take() {
-                    res.extensions_mut().insert(timings);
+                let keep_alive = !req.0.req_close() && super::keeps_alive(version, headers);
+                if let Some(timings) = req.0.timings() {
+                    res.extensions_mut().insert(timings.clone());
                 }
                 Ok(res.traced(req, keep_alive))
             }
             Err(err) => {
-                let error = RequestError::new(err.to_string(), t.ctx.cause());
-                t.ctx.finish(Event::RequestFailed(RequestFailedInfo {
+                let error = RequestError::new(err.to_string(), ctx.cause());
+                ctx.finish(Event::RequestFailed(RequestFailedInfo {
                     at: Instant::now(),
                     error: SharedError::new(error),
                 }));

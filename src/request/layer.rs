@@ -114,8 +114,8 @@ impl TraceLayer {
     /// the request extension and the copy of the connection's metadata it keeps); `false` saves
     /// them in a client that never speaks HTTP/2, whose requests are bound without it. A request
     /// on an HTTP/2 connection then reports neither `GotConn` nor wire events; and since it may
-    /// open a stream nobody counts, once such a request is made while HTTP/2 connections are
-    /// live, no HTTP/2 stream is named any more in the process (requests still get `GotConn`).
+    /// open a stream nobody counts, once such a request is made, no HTTP/2 stream is named any
+    /// more in the process (requests still get `GotConn`).
     /// Default: `true`.
     ///
     /// ```

@@ -195,18 +195,31 @@ where
             all_traced: self.layer.traces_all(),
             uncounted: Some(self.layer.uncounted.clone()),
             opens_no_stream: refused_before_stream(&req),
+            timings,
+            req_close: !super::keeps_alive(req.version(), req.headers()),
         };
+        let informational = trace.wants_informational() || user_1xx.is_some();
         let ctx = RequestCtx::with_facts(trace, facts);
-        ctx.emit(Event::GetConn(GetConnInfo {
+        // the request lends its URI to the event (no reference counts to touch), and gets it back
+        let get_conn = Event::GetConn(GetConnInfo {
             at: ctx.start(),
             method: req.method().clone(),
-            uri: req.uri().clone(),
-        }));
-        install_informational(&mut req, &ctx, user_1xx, caller_extensions);
-        let req_close = !super::keeps_alive(req.version(), req.headers());
+            uri: std::mem::take(req.uri_mut()),
+        });
+        ctx.emit_ref(&get_conn);
+        if let Event::GetConn(info) = get_conn {
+            *req.uri_mut() = info.uri;
+        }
+        if informational {
+            install_informational(&mut req, &ctx, user_1xx, caller_extensions);
+        }
         let req = req.map(|b| RequestBody::traced(b, ctx.clone(), declared));
-        let fut = binding::with_request(&ctx, || self.inner.call(req));
-        ResponseFuture::traced(fut, ctx, timings, req_close)
+        let mut ctx = Some(ctx);
+        let fut = binding::with_request(&mut ctx, || self.inner.call(req));
+        match ctx {
+            Some(ctx) => ResponseFuture::traced(fut, ctx),
+            None => ResponseFuture::untraced(fut),
+        }
     }
 }
 
