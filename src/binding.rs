@@ -1106,7 +1106,7 @@ impl ConnSide {
 /// (local, remote): a live TCP connection's name, as hyper-util's `HttpInfo` gives it.
 type ConnKey = (SocketAddr, SocketAddr);
 
-type H2Registry = std::collections::HashMap<ConnKey, Weak<H2Conn>, AddrHasher>;
+type H2Registry = std::collections::HashMap<ConnKey, Weak<H2Conn>, OwnHasher>;
 
 /// The live HTTP/2 connections, by name: how a request finds the connection hyper-util gave it.
 static H2_CONNS: std::sync::LazyLock<Mutex<H2Registry>> =
@@ -1132,21 +1132,22 @@ fn h2_conns() -> MutexGuard<'static, H2Registry> {
     H2_CONNS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A hasher for socket addresses, which need no defence against collisions chosen by a peer
-/// (the keys are this process's own connections): a multiply-xor per word written.
+/// A hasher for keys this process chooses itself, which need no defence against collisions
+/// chosen by a peer: its connections' addresses, and its HTTP/2 streams' ids (a server's frames
+/// only look streams up, never add one). A multiply-xor per word written.
 #[derive(Default, Clone, Copy)]
-struct AddrHasher;
+struct OwnHasher;
 
-impl std::hash::BuildHasher for AddrHasher {
-    type Hasher = AddrHash;
-    fn build_hasher(&self) -> AddrHash {
-        AddrHash(0)
+impl std::hash::BuildHasher for OwnHasher {
+    type Hasher = OwnHash;
+    fn build_hasher(&self) -> OwnHash {
+        OwnHash(0)
     }
 }
 
-struct AddrHash(u64);
+struct OwnHash(u64);
 
-impl std::hash::Hasher for AddrHash {
+impl std::hash::Hasher for OwnHash {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -1206,7 +1207,7 @@ struct H2State {
     /// Streams registered.
     opened: u64,
     /// The open streams of traced requests, by id (while `exact`).
-    mapped: std::collections::HashMap<u32, Weak<RequestCtx>>,
+    mapped: std::collections::HashMap<u32, Weak<RequestCtx>, OwnHasher>,
     /// The requests given this connection (pruned as they go): they hear of its end.
     attached: Vec<Weak<RequestCtx>>,
     /// When the last stream closed (or the connection started): idle since.
@@ -1360,7 +1361,7 @@ pub(crate) struct H2Side {
 struct WireState {
     shared: Arc<H2Conn>,
     /// The streams open on the wire.
-    streams: std::collections::HashMap<u32, WireStream>,
+    streams: std::collections::HashMap<u32, WireStream, OwnHasher>,
     /// The highest stream id opened on the wire.
     max_opened: u32,
     /// The server's first `SETTINGS` was read.
@@ -1557,6 +1558,8 @@ impl WireState {
 
     /// The client's `HEADERS` open stream `id` on the wire.
     fn new_stream(&mut self, id: u32) {
+        // the ids between the last stream opened and this one never will be (ids open in order)
+        let skipped = self.max_opened.saturating_add(2)..id;
         self.max_opened = id;
         self.opened += 1;
         self.streams.insert(id, WireStream::default());
@@ -1572,11 +1575,16 @@ impl WireState {
                 st.exact = false;
                 st.mapped.clear();
             }
-            if st.mapped.len() > self.streams.len() {
+            if !st.mapped.is_empty() {
                 // streams registered below this one that never opened (hyper failed to send
-                // them) never will: ids open in order
-                let wire = &self.streams;
-                st.mapped.retain(|k, _| *k > id || wire.contains_key(k));
+                // them) never will
+                if skipped.len() / 2 <= st.mapped.len() {
+                    for k in skipped.step_by(2) {
+                        st.mapped.remove(&k);
+                    }
+                } else {
+                    st.mapped.retain(|k, _| !skipped.contains(k));
+                }
             }
         }
     }
@@ -1950,6 +1958,54 @@ mod tests {
         conn.write_failed(&std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         ctx.wrote(Instant::now(), true, true);
         assert_eq!(names(&rec), ["GotConn", "RequestCanceled"]);
+    }
+
+    /// A client frame's 9-byte header, and no payload.
+    fn frame(kind: u8, flags: u8, stream: u32) -> Vec<u8> {
+        let mut f = vec![0, 0, 0, kind, flags];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn a_stream_registered_but_never_opened_is_dropped_when_a_later_one_opens() {
+        let mut conn = ConnSide::new(1, None);
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        conn.before_write(preface, no_addrs);
+        conn.h2_wrote(preface);
+        let shared = conn.h2.as_ref().unwrap().wire.shared.clone();
+        let recs: Vec<Recorder> = (0..3).map(|_| Recorder::new()).collect();
+        let ctxs: Vec<_> = recs
+            .iter()
+            .map(|rec| {
+                let facts = RequestFacts {
+                    all_traced: true,
+                    ..RequestFacts::default()
+                };
+                let ctx = RequestCtx::with_facts(rec.trace(), facts);
+                shared.open(&ctx);
+                ctx
+            })
+            .collect();
+        let ids = |st: &H2State| {
+            let mut ids: Vec<u32> = st.mapped.keys().copied().collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&shared.lock()), [1, 3, 5]);
+        let whole = frames::END_HEADERS | frames::END_STREAM;
+        conn.h2_wrote(&frame(frames::HEADERS, whole, 1));
+        // hyper never sent stream 3 (its request failed): 5 opens next
+        conn.h2_wrote(&frame(frames::HEADERS, whole, 5));
+        assert_eq!(ids(&shared.lock()), [1, 5]);
+        let written = ["GotConn", "WroteHeaders", "WroteRequest"];
+        assert_eq!(names(&recs[0]), written);
+        assert_eq!(names(&recs[1]), ["GotConn"]);
+        assert_eq!(names(&recs[2]), written);
+        // and nothing for stream 3 reaches its request now
+        conn.h2_read(&frame(frames::HEADERS, frames::END_HEADERS, 3));
+        assert_eq!(names(&recs[1]), ["GotConn"]);
+        drop(ctxs);
     }
 
     #[test]
