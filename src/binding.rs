@@ -1558,8 +1558,13 @@ impl WireState {
 
     /// The client's `HEADERS` open stream `id` on the wire.
     fn new_stream(&mut self, id: u32) {
-        // the ids between the last stream opened and this one never will be (ids open in order)
-        let skipped = self.max_opened.saturating_add(2)..id;
+        // the ids between the last stream opened and this one never will be (ids open in order;
+        // the client's are odd, from 1)
+        let first = match self.max_opened {
+            0 => 1,
+            last => last.saturating_add(2),
+        };
+        let skipped = first..id;
         self.max_opened = id;
         self.opened += 1;
         self.streams.insert(id, WireStream::default());
@@ -2005,6 +2010,46 @@ mod tests {
         // and nothing for stream 3 reaches its request now
         conn.h2_read(&frame(frames::HEADERS, frames::END_HEADERS, 3));
         assert_eq!(names(&recs[1]), ["GotConn"]);
+        drop(ctxs);
+    }
+
+    #[test]
+    fn the_first_stream_registered_but_never_opened_is_dropped_too() {
+        let mut conn = ConnSide::new(1, None);
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        conn.before_write(preface, no_addrs);
+        conn.h2_wrote(preface);
+        let shared = conn.h2.as_ref().unwrap().wire.shared.clone();
+        let recs: Vec<Recorder> = (0..3).map(|_| Recorder::new()).collect();
+        let ctxs: Vec<_> = recs
+            .iter()
+            .map(|r| {
+                let facts = RequestFacts {
+                    all_traced: true,
+                    ..RequestFacts::default()
+                };
+                RequestCtx::with_facts(r.trace(), facts)
+            })
+            .collect();
+        shared.open(&ctxs[0]); // predicted 1
+        shared.open(&ctxs[1]); // predicted 3
+        let whole = frames::END_HEADERS | frames::END_STREAM;
+        conn.h2_wrote(&frame(frames::HEADERS, whole, 3)); // 1 never sent
+        let mut ids: Vec<u32> = shared.lock().mapped.keys().copied().collect();
+        ids.sort();
+        assert_eq!(ids, [3]);
+        conn.h2_read(&frame(frames::HEADERS, whole, 3)); // 3 closes
+        shared.open(&ctxs[2]);
+        let got = recs[2]
+            .events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::GotConn(i) => Some(i),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(got.http2.unwrap().streams_in_flight, 0);
+        assert!(got.was_idle);
         drop(ctxs);
     }
 

@@ -115,7 +115,8 @@ impl TraceLayer {
     /// them in a client that never speaks HTTP/2, whose requests are bound without it. A request
     /// on an HTTP/2 connection then reports neither `GotConn` nor wire events; and since it may
     /// open a stream nobody counts, once such a request is made, no HTTP/2 stream is named any
-    /// more in the process (requests still get `GotConn`).
+    /// more in the process, on any client (requests still get `GotConn`): leave it on in a
+    /// process whose HTTP/2 clients' stream ids matter.
     /// Default: `true`.
     ///
     /// ```
