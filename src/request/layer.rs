@@ -96,7 +96,10 @@ impl TraceLayer {
     }
 
     /// Record a [`Timings`](crate::Timings) for every request and put it in the response's
-    /// extensions. This traces every request. Default: `false`.
+    /// extensions. This traces every request. A request traced only for its `Timings` has no
+    /// 1xx callback installed in hyper (the phases don't need the 1xx responses; another trace
+    /// of the request, or [`on_informational`](crate::on_informational), still gets them).
+    /// Default: `false`.
     ///
     /// ```
     /// use httptrace::TraceLayer;
