@@ -8,8 +8,9 @@
 //!    [`Weak`], so a pooled idle connection never keeps a trace alive. A request without a trace
 //!    has no context and allocates nothing.
 //! 2. **Events of one request are delivered one at a time, in the order they are emitted.**
-//!    [`RequestCtx::emit`] holds the request's lock while its hooks run. Each event carries the
-//!    [`Instant`] it happened at, which may precede its delivery.
+//!    [`RequestCtx::emit`] holds the request's lock while its hooks run, and then while the
+//!    layer's `Timings` for the request (if it records them) note the event. Each event carries
+//!    the [`Instant`] it happened at, which may precede its delivery.
 //! 3. **Dial events go to the request whose task called the connector.** hyper-util calls the
 //!    connector lazily, inside the task that polls the response future. The response future sets
 //!    [`CURRENT_REQUEST`] around every poll; the connector reads it in `call()` and keeps it in a
@@ -133,7 +134,8 @@ pub(crate) struct RequestFacts {
     pub(crate) all_traced: bool,
     pub(crate) uncounted: Option<Arc<AtomicBool>>,
     pub(crate) opens_no_stream: bool,
-    pub(crate) timings: Option<Timings>,
+    /// Record `Timings` for the request (from its start).
+    pub(crate) record_timings: bool,
     pub(crate) req_close: bool,
 }
 
@@ -164,10 +166,11 @@ impl RequestCtx {
     }
 
     pub(crate) fn with_facts(trace: ClientTrace, facts: RequestFacts) -> Arc<Self> {
+        let start = Instant::now();
         Arc::new(Self {
             id: NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed),
             trace,
-            start: Instant::now(),
+            start,
             body_done: AtomicBool::new(false),
             body_left: AtomicU64::new(u64::MAX),
             conn_broken: AtomicBool::new(false),
@@ -175,7 +178,7 @@ impl RequestCtx {
             all_traced: facts.all_traced,
             uncounted: facts.uncounted,
             opens_no_stream: facts.opens_no_stream,
-            timings: facts.timings,
+            timings: facts.record_timings.then(|| Timings::starting_at(start)),
             req_close: facts.req_close,
             resp_bytes: AtomicU64::new(0),
             resp_flags: AtomicU8::new(0),
@@ -211,6 +214,9 @@ impl RequestCtx {
     fn deliver_locked(&self, st: &mut ReqState, event: &Event) {
         Self::note(st, event);
         self.trace.emit(event);
+        if let Some(timings) = &self.timings {
+            timings.record(event);
+        }
     }
 
     /// Delivers an event that only concerns a request still in progress: nothing once it ended.

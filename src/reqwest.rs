@@ -101,21 +101,21 @@ where
     }
 
     fn call(&mut self, req: reqwest::Request) -> Self::Future {
-        let (trace, timings) = self.layer.trace_for(None);
+        let (trace, record_timings) = self.layer.trace_for(None);
         let Some(trace) = trace else {
             return ResponseFuture::untraced(self.inner.call(req));
         };
         let ctx = RequestCtx::with_facts(
             trace,
             RequestFacts {
-                timings,
+                record_timings,
                 req_close: !crate::request::keeps_alive(req.version(), req.headers()),
                 ..RequestFacts::default()
             },
         );
         let uri = req.url().as_str().parse::<http::Uri>().unwrap_or_default();
         ctx.emit(Event::GetConn(GetConnInfo {
-            at: Instant::now(),
+            at: ctx.start(),
             method: req.method().clone(),
             uri,
         }));

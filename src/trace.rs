@@ -44,6 +44,8 @@ pub struct ClientTrace {
 /// The hooks of a trace: most traces have one (no slice to allocate).
 #[derive(Clone)]
 enum HookSet {
+    /// A request traced only for the layer's `Timings`, which it fills itself.
+    None,
     One(Arc<dyn Hooks>),
     Many(Arc<[Arc<dyn Hooks>]>),
 }
@@ -51,6 +53,7 @@ enum HookSet {
 impl HookSet {
     fn as_slice(&self) -> &[Arc<dyn Hooks>] {
         match self {
+            HookSet::None => &[],
             HookSet::One(hooks) => std::slice::from_ref(hooks),
             HookSet::Many(hooks) => hooks,
         }
@@ -83,6 +86,14 @@ impl ClientTrace {
         Self {
             hooks: HookSet::One(hooks),
             informational,
+        }
+    }
+
+    /// A trace with no hooks: a request traced only for the layer's `Timings`.
+    pub(crate) fn empty() -> Self {
+        Self {
+            hooks: HookSet::None,
+            informational: false,
         }
     }
 
@@ -126,6 +137,11 @@ impl ClientTrace {
     /// # drop(both);
     /// ```
     pub fn compose(self, other: ClientTrace) -> ClientTrace {
+        match (&self.hooks, &other.hooks) {
+            (HookSet::None, _) => return other,
+            (_, HookSet::None) => return self,
+            _ => {}
+        }
         let hooks: Vec<Arc<dyn Hooks>> = self
             .hooks
             .as_slice()

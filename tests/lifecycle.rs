@@ -211,7 +211,25 @@ async fn informational_responses_with_timings() {
         .oneshot(traced(&format!("http://{addr}/"), rec.trace()))
         .await
         .unwrap();
+    let timings = res.extensions().get::<Timings>().cloned().unwrap();
     res.into_body().collect().await.unwrap();
+    // both filled: the recorder's events and the layer's timings, from the same instants
+    assert!(timings.is_complete() && !timings.failed());
+    let at = |name: &str| {
+        rec.events()
+            .iter()
+            .find(|e| e.name() == name)
+            .map(Event::at)
+    };
+    assert_eq!(timings.start(), at("GetConn"));
+    assert_eq!(
+        timings.total(),
+        Some(at("ResponseBodyDone").unwrap() - at("GetConn").unwrap())
+    );
+    assert_eq!(
+        timings.server_processing(),
+        Some(at("GotFirstResponseByte").unwrap() - at("GotConn").unwrap())
+    );
     let statuses: Vec<u16> = rec
         .events()
         .iter()

@@ -1,5 +1,6 @@
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::{Event, Hooks};
@@ -42,9 +43,143 @@ pub struct Timings {
     marks: Arc<Recording>,
 }
 
-/// What a `Timings` records, and the hooks recording it.
-#[derive(Default)]
-struct Recording(Mutex<Marks>);
+/// What a `Timings` records, without a lock: each mark is the nanoseconds from `base` plus one
+/// (0: not yet). The layer's own `Timings` are written under their request's lock, one event
+/// at a time; a `Timings` attached by hand to several requests at once gets their marks mixed,
+/// as it would with a lock.
+struct Recording {
+    base: Instant,
+    at: [AtomicU64; MARKS],
+    /// 0: unknown; 1: a new connection; 2: a reused one.
+    reused: AtomicU8,
+    /// 0: none (connection ids start at 1).
+    conn_id: AtomicU64,
+    dialled: AtomicU64,
+    failed: AtomicBool,
+}
+
+const START: usize = 0;
+const DNS_START: usize = 1;
+const DNS_DONE: usize = 2;
+const CONNECT_START: usize = 3;
+const CONNECT_DONE: usize = 4;
+const TLS_START: usize = 5;
+const TLS_DONE: usize = 6;
+const GOT_CONN: usize = 7;
+const WROTE_REQUEST: usize = 8;
+const FIRST_BYTE: usize = 9;
+const END: usize = 10;
+const MARKS: usize = 11;
+
+impl Default for Recording {
+    fn default() -> Self {
+        Self::starting_at(Instant::now())
+    }
+}
+
+impl Recording {
+    fn starting_at(base: Instant) -> Self {
+        Self {
+            base,
+            at: Default::default(),
+            reused: AtomicU8::new(0),
+            conn_id: AtomicU64::new(0),
+            dialled: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Recording {
+    fn set(&self, mark: usize, at: Instant) {
+        // an instant before the recording began (none is) would read as its beginning
+        let nanos = at.saturating_duration_since(self.base).as_nanos();
+        let v = u64::try_from(nanos)
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1);
+        self.at[mark].store(v, Ordering::Release);
+    }
+
+    /// Sets `mark` unless it is set.
+    fn set_first(&self, mark: usize, at: Instant) {
+        if self.at[mark].load(Ordering::Acquire) == 0 {
+            self.set(mark, at);
+        }
+    }
+
+    fn get(&self, mark: usize) -> Option<Instant> {
+        match self.at[mark].load(Ordering::Acquire) {
+            0 => None,
+            v => self.base.checked_add(Duration::from_nanos(v - 1)),
+        }
+    }
+
+    /// Notes what the phases need of `event`.
+    pub(crate) fn record(&self, event: &Event) {
+        let at = event.at();
+        match event {
+            Event::GetConn(_) => self.set_first(START, at),
+            Event::DnsStart(_) => self.set(DNS_START, at),
+            Event::DnsDone(_) => self.set(DNS_DONE, at),
+            Event::ConnectStart(_) => self.set_first(CONNECT_START, at),
+            // a failed or canceled address attempt doesn't end the connect
+            Event::ConnectDone(i) => {
+                if let Some(conn) = i.conn_id {
+                    self.set(CONNECT_DONE, at);
+                    self.dialled.store(conn, Ordering::Release);
+                }
+            }
+            Event::TlsHandshakeStart(_) => self.set(TLS_START, at),
+            Event::TlsHandshakeDone(_) => self.set(TLS_DONE, at),
+            Event::GotConn(i) => {
+                self.set(GOT_CONN, at);
+                self.reused.store(1 + u8::from(i.reused), Ordering::Release);
+                self.conn_id.store(i.conn_id, Ordering::Release);
+            }
+            Event::WroteRequest(_) => self.set(WROTE_REQUEST, at),
+            Event::GotFirstResponseByte(_) => self.set(FIRST_BYTE, at),
+            Event::ResponseBodyDone(i) => {
+                if i.error.is_some() {
+                    self.failed.store(true, Ordering::Release);
+                }
+                self.set(END, at);
+            }
+            Event::RequestFailed(_) | Event::RequestCanceled(_) => {
+                self.failed.store(true, Ordering::Release);
+                self.set(END, at);
+            }
+            _ => {}
+        }
+    }
+
+    /// The marks as they are now.
+    fn snapshot(&self) -> Marks {
+        let id = |v: &AtomicU64| match v.load(Ordering::Acquire) {
+            0 => None,
+            id => Some(id),
+        };
+        Marks {
+            start: self.get(START),
+            dns_start: self.get(DNS_START),
+            dns_done: self.get(DNS_DONE),
+            connect_start: self.get(CONNECT_START),
+            connect_done: self.get(CONNECT_DONE),
+            tls_start: self.get(TLS_START),
+            tls_done: self.get(TLS_DONE),
+            got_conn: self.get(GOT_CONN),
+            wrote_request: self.get(WROTE_REQUEST),
+            first_byte: self.get(FIRST_BYTE),
+            end: self.get(END),
+            reused: match self.reused.load(Ordering::Acquire) {
+                0 => None,
+                r => Some(r == 2),
+            },
+            conn_id: id(&self.conn_id),
+            dialled: id(&self.dialled),
+            failed: self.failed.load(Ordering::Acquire),
+        }
+    }
+}
 
 #[derive(Debug, Default, Clone)]
 struct Marks {
@@ -101,8 +236,20 @@ impl Timings {
         ClientTrace::shared(self.marks.clone(), false)
     }
 
-    fn marks(&self) -> MutexGuard<'_, Marks> {
-        self.marks.lock()
+    fn marks(&self) -> Marks {
+        self.marks.snapshot()
+    }
+
+    /// Empty timings for a request that starts at `start` (none of its events is earlier).
+    pub(crate) fn starting_at(start: Instant) -> Self {
+        Self {
+            marks: Arc::new(Recording::starting_at(start)),
+        }
+    }
+
+    /// Notes `event` (the layer's own `Timings`, written by their request directly).
+    pub(crate) fn record(&self, event: &Event) {
+        self.marks.record(event)
     }
 
     /// The request ended: the body was read to its end, or the request failed.
@@ -208,68 +355,13 @@ impl Timings {
 
 impl Hooks for Timings {
     fn on_event(&self, event: &Event) {
-        self.marks.on_event(event)
-    }
-}
-
-impl Recording {
-    fn lock(&self) -> MutexGuard<'_, Marks> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.marks.record(event)
     }
 }
 
 impl Hooks for Recording {
     fn on_event(&self, event: &Event) {
-        let at = Some(event.at());
-        match event {
-            // what the phases don't need: no lock
-            Event::ConnectDone(i) if i.conn_id.is_none() => {}
-            Event::GetConn(_)
-            | Event::DnsStart(_)
-            | Event::DnsDone(_)
-            | Event::ConnectStart(_)
-            | Event::ConnectDone(_)
-            | Event::TlsHandshakeStart(_)
-            | Event::TlsHandshakeDone(_)
-            | Event::GotConn(_)
-            | Event::WroteRequest(_)
-            | Event::GotFirstResponseByte(_)
-            | Event::ResponseBodyDone(_)
-            | Event::RequestFailed(_)
-            | Event::RequestCanceled(_) => {
-                let mut m = self.lock();
-                match event {
-                    Event::GetConn(_) => m.start = m.start.or(at),
-                    Event::DnsStart(_) => m.dns_start = at,
-                    Event::DnsDone(_) => m.dns_done = at,
-                    Event::ConnectStart(_) => m.connect_start = m.connect_start.or(at),
-                    // a failed or canceled address attempt doesn't end the connect
-                    Event::ConnectDone(i) => {
-                        m.connect_done = at;
-                        m.dialled = i.conn_id;
-                    }
-                    Event::TlsHandshakeStart(_) => m.tls_start = at,
-                    Event::TlsHandshakeDone(_) => m.tls_done = at,
-                    Event::GotConn(i) => {
-                        m.got_conn = at;
-                        m.reused = Some(i.reused);
-                        m.conn_id = Some(i.conn_id);
-                    }
-                    Event::WroteRequest(_) => m.wrote_request = at,
-                    Event::GotFirstResponseByte(_) => m.first_byte = at,
-                    Event::ResponseBodyDone(i) => {
-                        m.end = at;
-                        m.failed |= i.error.is_some();
-                    }
-                    _ => {
-                        // RequestFailed, RequestCanceled
-                        m.end = at;
-                        m.failed = true;
-                    }
-                }
-            }
-            _ => {}
-        }
+        self.record(event)
     }
 }
 

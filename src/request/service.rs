@@ -12,7 +12,6 @@ use super::layer::TraceLayer;
 use hyper_util::client::legacy::connect::CaptureConnection;
 
 use crate::binding::{self, RequestCtx, RequestFacts};
-use crate::consumer::timings::Timings;
 use crate::event::{Event, GetConnInfo};
 use crate::trace::ClientTrace;
 
@@ -65,25 +64,16 @@ impl TraceLayer {
         Trace { inner, layer: self }
     }
 
-    /// The trace for one request: its own, then the scopes', then the factory's, then the
-    /// client's default; `None` when there is none (the request is not traced).
-    /// The request's trace (see [`TraceLayer::resolve`]) with the layer's `Timings` composed in
-    /// when it records them.
-    pub(crate) fn trace_for(
-        &self,
-        own: Option<ClientTrace>,
-    ) -> (Option<ClientTrace>, Option<Timings>) {
+    /// The request's trace (see `resolve`), and whether the request records `Timings`, which it
+    /// fills itself (with an empty trace if there is no other: the request is traced). `None`:
+    /// the request is not traced.
+    pub(crate) fn trace_for(&self, own: Option<ClientTrace>) -> (Option<ClientTrace>, bool) {
         let trace = self.resolve(own);
         if !self.record_timings {
-            return (trace, None);
+            return (trace, false);
         }
-        let timings = Timings::new();
-        let tt = timings.trace();
-        let trace = match trace {
-            Some(trace) => trace.compose(tt),
-            None => tt,
-        };
-        (Some(trace), Some(timings))
+        // the request fills its `Timings` itself, after the hooks (binding.rs): no hook to call
+        (Some(trace.unwrap_or_else(ClientTrace::empty)), true)
     }
 
     /// Every request through this layer is traced (a default trace, a factory or timings), and
@@ -156,7 +146,7 @@ where
             };
             (own, user_1xx)
         };
-        let (trace, timings) = self.layer.trace_for(own);
+        let (trace, record_timings) = self.layer.trace_for(own);
 
         let Some(trace) = trace else {
             if let Some(user) = user_1xx {
@@ -195,7 +185,7 @@ where
             all_traced: self.layer.traces_all(),
             uncounted: Some(self.layer.uncounted.clone()),
             opens_no_stream: refused_before_stream(&req),
-            timings,
+            record_timings,
             req_close: !super::keeps_alive(req.version(), req.headers()),
         };
         let informational = trace.wants_informational() || user_1xx.is_some();
