@@ -350,7 +350,8 @@ fn ratios() {
 }
 
 /// `--profile ID`: only `HTTPTRACE_REQUESTS` sequential requests of one variant, for a profiler
-/// (e.g. `valgrind --tool=callgrind`), after a warm-up of 500.
+/// (e.g. `valgrind --tool=callgrind`), after a warm-up of 500; with `HTTPTRACE_CONCURRENT=1`,
+/// that many requests 64 at a time instead.
 fn profile(id: &str) {
     let Some(kind) = Kind::ALL.into_iter().find(|k| k.id() == id) else {
         eprintln!("--profile: no variant {id:?}");
@@ -361,8 +362,13 @@ fn profile(id: &str) {
     let uri = server.uri();
     client_runtime().block_on(async {
         let mut stack = Stack::new(kind);
-        sequential(&mut stack, &uri, 500).await;
-        let took = sequential(&mut stack, &uri, n).await;
+        let took = if std::env::var_os("HTTPTRACE_CONCURRENT").is_some_and(|v| v == "1") {
+            concurrent(&stack, &uri, 500).await;
+            concurrent(&stack, &uri, n).await
+        } else {
+            sequential(&mut stack, &uri, 500).await;
+            sequential(&mut stack, &uri, n).await
+        };
         println!("{}: {n} requests, {:?}/req", kind.name(), took / n as u32);
     });
 }
