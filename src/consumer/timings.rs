@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,20 +43,25 @@ pub struct Timings {
     marks: Arc<Recording>,
 }
 
-/// What a `Timings` records, without a lock: each mark is the nanoseconds from `base` plus one
-/// (0: not yet). The layer's own `Timings` are written under their request's lock, one event
-/// at a time; a `Timings` attached by hand to several requests at once gets their marks mixed,
-/// as it would with a lock.
+/// What a `Timings` records, without a lock: each mark is its offset in nanoseconds from
+/// `base`, before or after it (`UNSET`: not yet), so a `Timings` fed events that happened
+/// before it was made (replayed, or made in a hook) keeps their instants. The layer's own
+/// `Timings` are written under their request's lock, one event at a time; a `Timings` attached
+/// by hand to several requests at once gets their marks mixed, as it would with a lock.
 struct Recording {
     base: Instant,
-    at: [AtomicU64; MARKS],
-    /// 0: unknown; 1: a new connection; 2: a reused one.
+    at: [AtomicI64; MARKS],
+    /// 0: no connection yet; 1: a new one; 2: a reused one (then `conn_id` is its id).
     reused: AtomicU8,
-    /// 0: none (connection ids start at 1).
     conn_id: AtomicU64,
+    /// This request's own dial made a connection (then `dialled` is its id).
+    has_dialled: AtomicBool,
     dialled: AtomicU64,
     failed: AtomicBool,
 }
+
+/// A mark not set yet (no offset is 292 years).
+const UNSET: i64 = i64::MIN;
 
 const START: usize = 0;
 const DNS_START: usize = 1;
@@ -81,36 +86,40 @@ impl Recording {
     fn starting_at(base: Instant) -> Self {
         Self {
             base,
-            at: Default::default(),
+            at: std::array::from_fn(|_| AtomicI64::new(UNSET)),
             reused: AtomicU8::new(0),
             conn_id: AtomicU64::new(0),
+            has_dialled: AtomicBool::new(false),
             dialled: AtomicU64::new(0),
             failed: AtomicBool::new(false),
         }
     }
-}
 
-impl Recording {
     fn set(&self, mark: usize, at: Instant) {
-        // an instant before the recording began (none is) would read as its beginning
-        let nanos = at.saturating_duration_since(self.base).as_nanos();
-        let v = u64::try_from(nanos)
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1);
-        self.at[mark].store(v, Ordering::Release);
+        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+        let offset = match at.checked_duration_since(self.base) {
+            Some(after) => nanos(after),
+            None => -nanos(self.base.duration_since(at)),
+        };
+        self.at[mark].store(offset, Ordering::Release);
     }
 
     /// Sets `mark` unless it is set.
     fn set_first(&self, mark: usize, at: Instant) {
-        if self.at[mark].load(Ordering::Acquire) == 0 {
+        if self.at[mark].load(Ordering::Acquire) == UNSET {
             self.set(mark, at);
         }
     }
 
     fn get(&self, mark: usize) -> Option<Instant> {
         match self.at[mark].load(Ordering::Acquire) {
-            0 => None,
-            v => self.base.checked_add(Duration::from_nanos(v - 1)),
+            UNSET => None,
+            v if v >= 0 => self
+                .base
+                .checked_add(Duration::from_nanos(v.unsigned_abs())),
+            v => self
+                .base
+                .checked_sub(Duration::from_nanos(v.unsigned_abs())),
         }
     }
 
@@ -127,14 +136,15 @@ impl Recording {
                 if let Some(conn) = i.conn_id {
                     self.set(CONNECT_DONE, at);
                     self.dialled.store(conn, Ordering::Release);
+                    self.has_dialled.store(true, Ordering::Release);
                 }
             }
             Event::TlsHandshakeStart(_) => self.set(TLS_START, at),
             Event::TlsHandshakeDone(_) => self.set(TLS_DONE, at),
             Event::GotConn(i) => {
                 self.set(GOT_CONN, at);
-                self.reused.store(1 + u8::from(i.reused), Ordering::Release);
                 self.conn_id.store(i.conn_id, Ordering::Release);
+                self.reused.store(1 + u8::from(i.reused), Ordering::Release);
             }
             Event::WroteRequest(_) => self.set(WROTE_REQUEST, at),
             Event::GotFirstResponseByte(_) => self.set(FIRST_BYTE, at),
@@ -154,10 +164,7 @@ impl Recording {
 
     /// The marks as they are now.
     fn snapshot(&self) -> Marks {
-        let id = |v: &AtomicU64| match v.load(Ordering::Acquire) {
-            0 => None,
-            id => Some(id),
-        };
+        let reused = self.reused.load(Ordering::Acquire);
         Marks {
             start: self.get(START),
             dns_start: self.get(DNS_START),
@@ -170,12 +177,12 @@ impl Recording {
             wrote_request: self.get(WROTE_REQUEST),
             first_byte: self.get(FIRST_BYTE),
             end: self.get(END),
-            reused: match self.reused.load(Ordering::Acquire) {
-                0 => None,
-                r => Some(r == 2),
-            },
-            conn_id: id(&self.conn_id),
-            dialled: id(&self.dialled),
+            reused: (reused != 0).then_some(reused == 2),
+            conn_id: (reused != 0).then(|| self.conn_id.load(Ordering::Acquire)),
+            dialled: self
+                .has_dialled
+                .load(Ordering::Acquire)
+                .then(|| self.dialled.load(Ordering::Acquire)),
             failed: self.failed.load(Ordering::Acquire),
         }
     }
@@ -376,5 +383,117 @@ impl fmt::Debug for Timings {
             .field("total", &self.total())
             .field("reused", &self.reused())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Timings;
+    use crate::event::*;
+
+    fn get_conn(at: Instant) -> Event {
+        Event::GetConn(GetConnInfo {
+            at,
+            method: http::Method::GET,
+            uri: http::Uri::from_static("http://a.test/"),
+        })
+    }
+
+    fn got_conn(at: Instant, conn_id: u64, reused: bool) -> Event {
+        Event::GotConn(GotConnInfo {
+            at,
+            reused,
+            was_idle: reused,
+            idle_time: Duration::ZERO,
+            conn_id,
+            local_addr: None,
+            remote_addr: None,
+            http2: None,
+            derived: None,
+        })
+    }
+
+    fn connect(at: Instant, done: bool, conn_id: Option<u64>) -> Event {
+        match done {
+            false => Event::ConnectStart(ConnectStartInfo {
+                at,
+                network: "tcp",
+                addr: None,
+            }),
+            true => Event::ConnectDone(ConnectDoneInfo {
+                at,
+                network: "tcp",
+                addr: None,
+                local_addr: None,
+                conn_id,
+                error: None,
+            }),
+        }
+    }
+
+    fn body_done(at: Instant) -> Event {
+        Event::ResponseBodyDone(ResponseBodyDoneInfo {
+            at,
+            bytes: 5,
+            error: None,
+        })
+    }
+
+    /// A `Timings` made after the events it is fed (replayed from a recorder, or made in a
+    /// hook) keeps their instants.
+    #[test]
+    fn events_from_before_the_timings_keep_their_instants() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let events = [
+            get_conn(t0),
+            got_conn(t0 + ms(2), 1, true),
+            Event::GotFirstResponseByte(GotFirstResponseByteInfo { at: t0 + ms(52) }),
+            body_done(t0 + ms(60)),
+        ];
+        let timings = Timings::starting_at(t0 + ms(1000));
+        for event in &events {
+            crate::Hooks::on_event(&timings, event);
+        }
+        assert_eq!(timings.start(), Some(t0));
+        assert_eq!(timings.total(), Some(ms(60)));
+        assert_eq!(timings.server_processing(), Some(ms(50)));
+        assert_eq!(timings.content_transfer(), Some(ms(8)));
+        assert!(timings.is_complete() && !timings.failed());
+    }
+
+    /// reqwest names a connection it can't tell 0: still a connection, and not this request's
+    /// own dial, whose phases then don't count.
+    #[test]
+    fn connection_zero_is_a_connection() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let timings = Timings::starting_at(t0);
+        for event in [
+            get_conn(t0),
+            connect(t0 + ms(1), false, None),
+            connect(t0 + ms(5), true, Some(5)),
+            got_conn(t0 + ms(6), 0, true),
+        ] {
+            timings.record(&event);
+        }
+        assert_eq!(timings.conn_id(), Some(0));
+        assert_eq!(timings.reused(), Some(true));
+        assert_eq!(timings.connect(), None);
+        assert_eq!(timings.connected(), None);
+        // and the dial that did serve it counts
+        let timings = Timings::starting_at(t0);
+        for event in [
+            get_conn(t0),
+            connect(t0 + ms(1), false, None),
+            connect(t0 + ms(5), true, Some(5)),
+            got_conn(t0 + ms(6), 5, false),
+        ] {
+            timings.record(&event);
+        }
+        assert_eq!(timings.connect(), Some(ms(4)));
+        assert_eq!(timings.pretransfer(), Some(ms(6)));
     }
 }
