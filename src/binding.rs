@@ -1978,26 +1978,36 @@ mod tests {
         f
     }
 
-    #[test]
-    fn a_stream_registered_but_never_opened_is_dropped_when_a_later_one_opens() {
+    /// An HTTP/2 connection past its preface, and `n` requests of a layer that traces all,
+    /// not registered yet.
+    fn h2_conn_and_requests(
+        n: usize,
+    ) -> (ConnSide, Arc<H2Conn>, Vec<Recorder>, Vec<Arc<RequestCtx>>) {
         let mut conn = ConnSide::new(1, None);
         let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         conn.before_write(preface, no_addrs);
         conn.h2_wrote(preface);
         let shared = conn.h2.as_ref().unwrap().wire.shared.clone();
-        let recs: Vec<Recorder> = (0..3).map(|_| Recorder::new()).collect();
-        let ctxs: Vec<_> = recs
+        let recs: Vec<Recorder> = (0..n).map(|_| Recorder::new()).collect();
+        let ctxs = recs
             .iter()
             .map(|rec| {
                 let facts = RequestFacts {
                     all_traced: true,
                     ..RequestFacts::default()
                 };
-                let ctx = RequestCtx::with_facts(rec.trace(), facts);
-                shared.open(&ctx);
-                ctx
+                RequestCtx::with_facts(rec.trace(), facts)
             })
             .collect();
+        (conn, shared, recs, ctxs)
+    }
+
+    #[test]
+    fn a_stream_registered_but_never_opened_is_dropped_when_a_later_one_opens() {
+        let (mut conn, shared, recs, ctxs) = h2_conn_and_requests(3);
+        for ctx in &ctxs {
+            shared.open(ctx);
+        }
         let ids = |st: &H2State| {
             let mut ids: Vec<u32> = st.mapped.keys().copied().collect();
             ids.sort();
@@ -2021,22 +2031,7 @@ mod tests {
 
     #[test]
     fn the_first_stream_registered_but_never_opened_is_dropped_too() {
-        let mut conn = ConnSide::new(1, None);
-        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-        conn.before_write(preface, no_addrs);
-        conn.h2_wrote(preface);
-        let shared = conn.h2.as_ref().unwrap().wire.shared.clone();
-        let recs: Vec<Recorder> = (0..3).map(|_| Recorder::new()).collect();
-        let ctxs: Vec<_> = recs
-            .iter()
-            .map(|r| {
-                let facts = RequestFacts {
-                    all_traced: true,
-                    ..RequestFacts::default()
-                };
-                RequestCtx::with_facts(r.trace(), facts)
-            })
-            .collect();
+        let (mut conn, shared, recs, ctxs) = h2_conn_and_requests(3);
         shared.open(&ctxs[0]); // predicted 1
         shared.open(&ctxs[1]); // predicted 3
         let whole = frames::END_HEADERS | frames::END_STREAM;

@@ -63,18 +63,23 @@ struct Recording {
 /// A mark not set yet (no offset is 292 years).
 const UNSET: i64 = i64::MIN;
 
-const START: usize = 0;
-const DNS_START: usize = 1;
-const DNS_DONE: usize = 2;
-const CONNECT_START: usize = 3;
-const CONNECT_DONE: usize = 4;
-const TLS_START: usize = 5;
-const TLS_DONE: usize = 6;
-const GOT_CONN: usize = 7;
-const WROTE_REQUEST: usize = 8;
-const FIRST_BYTE: usize = 9;
-const END: usize = 10;
-const MARKS: usize = 11;
+/// The instants a `Timings` keeps, as indices into `Recording::at`.
+#[derive(Clone, Copy)]
+enum Mark {
+    Start,
+    DnsStart,
+    DnsDone,
+    ConnectStart,
+    ConnectDone,
+    TlsStart,
+    TlsDone,
+    GotConn,
+    WroteRequest,
+    FirstByte,
+    End,
+}
+
+const MARKS: usize = Mark::End as usize + 1;
 
 impl Default for Recording {
     fn default() -> Self {
@@ -95,24 +100,24 @@ impl Recording {
         }
     }
 
-    fn set(&self, mark: usize, at: Instant) {
+    fn set(&self, mark: Mark, at: Instant) {
         let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         let offset = match at.checked_duration_since(self.base) {
             Some(after) => nanos(after),
             None => -nanos(self.base.duration_since(at)),
         };
-        self.at[mark].store(offset, Ordering::Release);
+        self.at[mark as usize].store(offset, Ordering::Release);
     }
 
     /// Sets `mark` unless it is set.
-    fn set_first(&self, mark: usize, at: Instant) {
-        if self.at[mark].load(Ordering::Acquire) == UNSET {
+    fn set_first(&self, mark: Mark, at: Instant) {
+        if self.at[mark as usize].load(Ordering::Acquire) == UNSET {
             self.set(mark, at);
         }
     }
 
-    fn get(&self, mark: usize) -> Option<Instant> {
-        match self.at[mark].load(Ordering::Acquire) {
+    fn get(&self, mark: Mark) -> Option<Instant> {
+        match self.at[mark as usize].load(Ordering::Acquire) {
             UNSET => None,
             v if v >= 0 => self
                 .base
@@ -127,36 +132,36 @@ impl Recording {
     pub(crate) fn record(&self, event: &Event) {
         let at = event.at();
         match event {
-            Event::GetConn(_) => self.set_first(START, at),
-            Event::DnsStart(_) => self.set(DNS_START, at),
-            Event::DnsDone(_) => self.set(DNS_DONE, at),
-            Event::ConnectStart(_) => self.set_first(CONNECT_START, at),
+            Event::GetConn(_) => self.set_first(Mark::Start, at),
+            Event::DnsStart(_) => self.set(Mark::DnsStart, at),
+            Event::DnsDone(_) => self.set(Mark::DnsDone, at),
+            Event::ConnectStart(_) => self.set_first(Mark::ConnectStart, at),
             // a failed or canceled address attempt doesn't end the connect
             Event::ConnectDone(i) => {
                 if let Some(conn) = i.conn_id {
-                    self.set(CONNECT_DONE, at);
+                    self.set(Mark::ConnectDone, at);
                     self.dialled.store(conn, Ordering::Release);
                     self.has_dialled.store(true, Ordering::Release);
                 }
             }
-            Event::TlsHandshakeStart(_) => self.set(TLS_START, at),
-            Event::TlsHandshakeDone(_) => self.set(TLS_DONE, at),
+            Event::TlsHandshakeStart(_) => self.set(Mark::TlsStart, at),
+            Event::TlsHandshakeDone(_) => self.set(Mark::TlsDone, at),
             Event::GotConn(i) => {
-                self.set(GOT_CONN, at);
+                self.set(Mark::GotConn, at);
                 self.conn_id.store(i.conn_id, Ordering::Release);
                 self.reused.store(1 + u8::from(i.reused), Ordering::Release);
             }
-            Event::WroteRequest(_) => self.set(WROTE_REQUEST, at),
-            Event::GotFirstResponseByte(_) => self.set(FIRST_BYTE, at),
+            Event::WroteRequest(_) => self.set(Mark::WroteRequest, at),
+            Event::GotFirstResponseByte(_) => self.set(Mark::FirstByte, at),
             Event::ResponseBodyDone(i) => {
                 if i.error.is_some() {
                     self.failed.store(true, Ordering::Release);
                 }
-                self.set(END, at);
+                self.set(Mark::End, at);
             }
             Event::RequestFailed(_) | Event::RequestCanceled(_) => {
                 self.failed.store(true, Ordering::Release);
-                self.set(END, at);
+                self.set(Mark::End, at);
             }
             _ => {}
         }
@@ -166,17 +171,17 @@ impl Recording {
     fn snapshot(&self) -> Marks {
         let reused = self.reused.load(Ordering::Acquire);
         Marks {
-            start: self.get(START),
-            dns_start: self.get(DNS_START),
-            dns_done: self.get(DNS_DONE),
-            connect_start: self.get(CONNECT_START),
-            connect_done: self.get(CONNECT_DONE),
-            tls_start: self.get(TLS_START),
-            tls_done: self.get(TLS_DONE),
-            got_conn: self.get(GOT_CONN),
-            wrote_request: self.get(WROTE_REQUEST),
-            first_byte: self.get(FIRST_BYTE),
-            end: self.get(END),
+            start: self.get(Mark::Start),
+            dns_start: self.get(Mark::DnsStart),
+            dns_done: self.get(Mark::DnsDone),
+            connect_start: self.get(Mark::ConnectStart),
+            connect_done: self.get(Mark::ConnectDone),
+            tls_start: self.get(Mark::TlsStart),
+            tls_done: self.get(Mark::TlsDone),
+            got_conn: self.get(Mark::GotConn),
+            wrote_request: self.get(Mark::WroteRequest),
+            first_byte: self.get(Mark::FirstByte),
+            end: self.get(Mark::End),
             reused: (reused != 0).then_some(reused == 2),
             conn_id: (reused != 0).then(|| self.conn_id.load(Ordering::Acquire)),
             dialled: self
@@ -470,29 +475,26 @@ mod tests {
     fn connection_zero_is_a_connection() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let timings = Timings::starting_at(t0);
-        for event in [
-            get_conn(t0),
-            connect(t0 + ms(1), false, None),
-            connect(t0 + ms(5), true, Some(5)),
-            got_conn(t0 + ms(6), 0, true),
-        ] {
-            timings.record(&event);
-        }
+        // a dial from 1 to 5 ms that made connection 5, then `served_by` at 6 ms
+        let dial_then = |served_by: u64, reused: bool| {
+            let timings = Timings::starting_at(t0);
+            for event in [
+                get_conn(t0),
+                connect(t0 + ms(1), false, None),
+                connect(t0 + ms(5), true, Some(5)),
+                got_conn(t0 + ms(6), served_by, reused),
+            ] {
+                timings.record(&event);
+            }
+            timings
+        };
+        let timings = dial_then(0, true);
         assert_eq!(timings.conn_id(), Some(0));
         assert_eq!(timings.reused(), Some(true));
         assert_eq!(timings.connect(), None);
         assert_eq!(timings.connected(), None);
         // and the dial that did serve it counts
-        let timings = Timings::starting_at(t0);
-        for event in [
-            get_conn(t0),
-            connect(t0 + ms(1), false, None),
-            connect(t0 + ms(5), true, Some(5)),
-            got_conn(t0 + ms(6), 5, false),
-        ] {
-            timings.record(&event);
-        }
+        let timings = dial_then(5, false);
         assert_eq!(timings.connect(), Some(ms(4)));
         assert_eq!(timings.pretransfer(), Some(ms(6)));
     }
