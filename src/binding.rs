@@ -1184,6 +1184,8 @@ impl std::hash::Hasher for OwnHash {
 #[derive(Debug)]
 pub(crate) struct H2Conn {
     conn_id: u64,
+    /// In the registry: not closed yet.
+    live: AtomicBool,
     /// The request whose connect made it.
     dialled_for: Option<u64>,
     /// When the client's preface was written: a request that started before could only wait
@@ -1312,6 +1314,33 @@ impl H2Conn {
 thread_local! {
     /// Where a connection's `Connected` metadata is read, reused from request to request.
     static EXTRAS: std::cell::RefCell<http::Extensions> = std::cell::RefCell::new(http::Extensions::new());
+    /// The connection the last stream registered on this thread went to: hyper opens a
+    /// connection's streams on its one dispatch task, so the next one most likely goes there too,
+    /// and the registry's lock (shared by every thread) is not taken.
+    static LAST_H2: std::cell::RefCell<Option<(ConnKey, Weak<H2Conn>)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The live HTTP/2 connection named `key`.
+fn h2_conn(key: ConnKey) -> Option<Arc<H2Conn>> {
+    let cached = LAST_H2.try_with(|last| {
+        let last = last.try_borrow().ok()?;
+        let (k, conn) = last.as_ref()?;
+        // a connection closed since is gone from the registry: a new one may have its name
+        (*k == key)
+            .then(|| conn.upgrade())
+            .flatten()
+            .filter(|c| c.live.load(Ordering::Acquire))
+    });
+    if let Ok(Some(conn)) = cached {
+        return Some(conn);
+    }
+    let conn = h2_conns().get(&key).and_then(Weak::upgrade)?;
+    let _ = LAST_H2.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = Some((key, Arc::downgrade(&conn)));
+        }
+    });
+    Some(conn)
 }
 
 impl RequestCtx {
@@ -1343,8 +1372,7 @@ impl RequestCtx {
                 _ => return false,
             }
         };
-        let conn = h2_conns().get(&key).and_then(Weak::upgrade);
-        match conn {
+        match h2_conn(key) {
             Some(conn) => {
                 conn.open(self);
                 true
@@ -1403,6 +1431,7 @@ impl H2Side {
             preface_at: now,
             addrs,
             key,
+            live: AtomicBool::new(true),
             wire_open: Default::default(),
             wire_opened: AtomicU64::new(0),
             wire_max: Default::default(),
@@ -1436,6 +1465,7 @@ impl H2Side {
 
     fn closed(&self, event: &Event, observer: Option<&ClientTrace>) {
         let shared = &self.wire.shared;
+        shared.live.store(false, Ordering::Release);
         self.wire.tell(event, true, None, observer);
         if let Some(key) = shared.key {
             let mut conns = h2_conns();
@@ -2052,6 +2082,31 @@ mod tests {
         assert_eq!(got.http2.unwrap().streams_in_flight, 0);
         assert!(got.was_idle);
         drop(ctxs);
+    }
+
+    /// A connection closed and a new one with the same addresses: a request finds the new one,
+    /// whatever the thread remembers of the last.
+    #[test]
+    fn a_closed_connections_name_goes_to_the_next() {
+        let remote: SocketAddr = "127.0.0.1:7".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:59999".parse().unwrap();
+        let open = |id| {
+            let mut conn = ConnSide::new(id, None).with_addrs((Some(remote), Some(local)));
+            conn.before_write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", no_addrs);
+            let shared = conn.h2.as_ref().unwrap().wire.shared.clone();
+            (conn, shared)
+        };
+        let (mut first, first_shared) = open(1);
+        let found = h2_conn((local, remote)).unwrap();
+        assert!(Arc::ptr_eq(&found, &first_shared));
+        drop(found);
+        first.closed();
+        let (_second, second_shared) = open(2);
+        // the first is still alive (held here), and this thread found it last
+        let found = h2_conn((local, remote)).unwrap();
+        assert!(Arc::ptr_eq(&found, &second_shared));
+        assert_eq!(found.conn_id, 2);
+        drop(first_shared);
     }
 
     #[test]
