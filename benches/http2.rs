@@ -31,7 +31,7 @@ mod loopback;
 #[path = "common/ratios.rs"]
 mod ratios;
 
-use loopback::{call, client_runtime, request, send, Noop, Server};
+use loopback::{call, client_runtime, nodelay_http, request, send, Noop, Server};
 use ratios::{allowed_cpus, env_u64, interleave, median, ratio, verbose};
 
 /// Streams in flight.
@@ -84,17 +84,11 @@ impl Kind {
     }
 }
 
-fn http() -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http
-}
-
 fn traced(layer: TraceLayer) -> Traced {
     layer.layer(
         Client::builder(TokioExecutor::new())
             .http2_only(true)
-            .build(TracingConnector::new(http())),
+            .build(TracingConnector::new(nodelay_http())),
     )
 }
 
@@ -111,7 +105,7 @@ impl Stack {
             Kind::Bare => Stack::Bare(
                 Client::builder(TokioExecutor::new())
                     .http2_only(true)
-                    .build(http()),
+                    .build(nodelay_http()),
             ),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
@@ -257,9 +251,8 @@ fn main() {
         ratios();
         return;
     }
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--profile") {
-        profile(args.get(i + 1).map(String::as_str).unwrap_or(""));
+    if let Some(id) = ratios::profile_requested() {
+        profile(&id);
         return;
     }
     let mut c = Criterion::default().configure_from_args();

@@ -21,7 +21,6 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use http::Uri;
 use http_body_util::BodyExt;
 use httptrace::{ClientTrace, Recorder, Timings, TraceLayer};
-use hyper_util::client::legacy::connect::HttpConnector;
 
 /// Requests in flight in the concurrent case.
 const CONCURRENCY: u64 = 64;
@@ -32,7 +31,9 @@ const CONCURRENCY: u64 = 64;
 #[path = "../tests/common/loopback.rs"]
 mod loopback;
 
-use loopback::{bare, call, client_runtime, request, send, Bare, Noop, Server, Traced};
+use loopback::{
+    bare, call, client_runtime, nodelay_http, request, send, Bare, Noop, Server, Traced,
+};
 
 #[path = "common/ratios.rs"]
 mod ratios;
@@ -94,12 +95,6 @@ impl Kind {
     }
 }
 
-fn http() -> HttpConnector {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http
-}
-
 #[cfg(feature = "tracing")]
 fn tracing_layer() -> TraceLayer {
     TraceLayer::new().trace_factory(|| httptrace::TracingHooks::new().into_trace())
@@ -138,7 +133,7 @@ fn otel_layer() -> TraceLayer {
 }
 
 fn traced(layer: TraceLayer) -> Traced {
-    loopback::traced(http(), layer)
+    loopback::traced(nodelay_http(), layer)
 }
 
 /// One client stack, with what it attaches to each request. Clones share the client's pool.
@@ -155,7 +150,7 @@ impl Stack {
     /// A new client (its own pool) of this kind.
     fn new(kind: Kind) -> Stack {
         match kind {
-            Kind::Bare => Stack::Bare(bare(http())),
+            Kind::Bare => Stack::Bare(bare(nodelay_http())),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
             Kind::NoopHttp1 => Stack::Noop(
@@ -378,9 +373,8 @@ fn main() {
         ratios();
         return;
     }
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--profile") {
-        profile(args.get(i + 1).map(String::as_str).unwrap_or(""));
+    if let Some(id) = ratios::profile_requested() {
+        profile(&id);
         return;
     }
     let mut c = Criterion::default().configure_from_args();

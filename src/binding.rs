@@ -60,12 +60,12 @@
 //!    open its first stream before a counted request registers). A stream that nobody
 //!    registered (a request sent on the client around the layer) ends the mapping when it
 //!    shows: at its `HEADERS`, or at the next registration if the wire is already past the
-//!    predicted id. One case can't be seen: such a
-//!    stream opened by hyper right before a traced request's, and not yet written when that
-//!    request registers; hence the contract that every request of the client goes through the
-//!    layer. Registered ids that never reach the wire (hyper failed to send them) are dropped
-//!    when a higher one opens, and those above a `GOAWAY`'s last stream when it is read. The
-//!    connection's own life (`Http2Ready`, `GoAway`, `ConnectionClosed`) needs no mapping.
+//!    predicted id. One case can't be seen: such a stream opened by hyper right before a traced
+//!    request's, and not yet written when that request registers; hence the contract that
+//!    every request of the client goes through the layer. Registered ids that never reach the
+//!    wire (hyper failed to send them) are dropped when a higher one opens, and those above a
+//!    `GOAWAY`'s last stream when it is read. The connection's own life (`Http2Ready`,
+//!    `GoAway`, `ConnectionClosed`) needs no mapping.
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -200,11 +200,7 @@ impl RequestCtx {
     }
 
     /// Delivers one event that the caller keeps.
-    pub(crate) fn emit_ref(&self, event: &Event) {
-        self.deliver(event);
-    }
-
-    fn deliver(&self, event: &Event) {
+    pub(crate) fn deliver(&self, event: &Event) {
         let mut st = self.lock();
         self.deliver_locked(&mut st, event);
     }
@@ -358,9 +354,6 @@ impl RequestCtx {
         }
     }
 
-    /// The response body ended (`error` is `None`), failed or was dropped: `ResponseBodyDone`
-    /// (unless the request ended already), then `PutIdleConn` if the connection goes back to
-    /// the pool, under one lock.
     /// The layer's `Timings` for this request, if it records them.
     pub(crate) fn timings(&self) -> Option<&Timings> {
         self.timings.as_ref()
@@ -404,6 +397,9 @@ impl RequestCtx {
         self.response_body_done(bytes, error, flags & RESP_KEEP_ALIVE != 0);
     }
 
+    /// The response body ended (`error` is `None`), failed or was dropped: `PutIdleConn` if the
+    /// connection goes back to the pool, then `ResponseBodyDone` (unless the request ended
+    /// already), under one lock.
     fn response_body_done(&self, bytes: u64, error: Option<SharedError>, keep_alive: bool) {
         let now = Instant::now();
         let ok = error.is_none();
@@ -1077,7 +1073,7 @@ impl ConnSide {
             let event = Event::ConnectionClosed(ConnectionClosedInfo {
                 at,
                 conn_id: self.conn_id,
-                requests: h2.wire.opened,
+                requests: h2.wire.shared.wire_opened.load(Ordering::Relaxed),
                 lifetime: at.saturating_duration_since(self.created),
                 error: self.error.take(),
             });
@@ -1394,13 +1390,11 @@ pub(crate) struct H2Side {
 #[derive(Debug)]
 struct WireState {
     shared: Arc<H2Conn>,
-    /// The streams open on the wire.
+    /// The streams open on the wire (how many opened so far, and the highest id, are in
+    /// `shared`: this IO is their one writer).
     streams: std::collections::HashMap<u32, WireStream, OwnHasher>,
-    /// The highest stream id opened on the wire.
-    max_opened: u32,
     /// The server's first `SETTINGS` was read.
     ready: bool,
-    opened: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -1456,9 +1450,7 @@ impl H2Side {
             wire: WireState {
                 shared,
                 streams: Default::default(),
-                max_opened: 0,
                 ready: false,
-                opened: 0,
             },
         }
     }
@@ -1532,7 +1524,8 @@ impl WireState {
         }
         match head.kind {
             frames::HEADERS | frames::CONTINUATION => {
-                if head.kind == frames::HEADERS && id > self.max_opened {
+                if head.kind == frames::HEADERS && id > self.shared.wire_max.load(Ordering::Relaxed)
+                {
                     self.new_stream(id);
                 }
                 let Some(ws) = self.streams.get_mut(&id) else {
@@ -1596,18 +1589,16 @@ impl WireState {
     fn new_stream(&mut self, id: u32) {
         // the ids between the last stream opened and this one never will be (ids open in order;
         // the client's are odd, from 1)
-        let first = match self.max_opened {
+        let shared = &self.shared;
+        let first = match shared.wire_max.load(Ordering::Relaxed) {
             0 => 1,
             last => last.saturating_add(2),
         };
         let skipped = first..id;
-        self.max_opened = id;
-        self.opened += 1;
         self.streams.insert(id, WireStream::default());
-        let shared = &self.shared;
         shared.wire_open.fetch_add(1, Ordering::AcqRel);
         shared.wire_opened.fetch_add(1, Ordering::AcqRel);
-        shared.wire_max.fetch_max(id, Ordering::AcqRel);
+        shared.wire_max.store(id, Ordering::Release);
         if shared.registered.load(Ordering::Acquire) {
             let mut st = shared.lock();
             if st.exact && !st.mapped.contains_key(&id) {
@@ -2014,9 +2005,8 @@ mod tests {
         n: usize,
     ) -> (ConnSide, Arc<H2Conn>, Vec<Recorder>, Vec<Arc<RequestCtx>>) {
         let mut conn = ConnSide::new(1, None);
-        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-        conn.before_write(preface, no_addrs);
-        conn.h2_wrote(preface);
+        conn.before_write(frames::PREFACE, no_addrs);
+        conn.h2_wrote(frames::PREFACE);
         let shared = conn.h2.as_ref().unwrap().wire.shared.clone();
         let recs: Vec<Recorder> = (0..n).map(|_| Recorder::new()).collect();
         let ctxs = recs
@@ -2092,7 +2082,7 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:59999".parse().unwrap();
         let open = |id| {
             let mut conn = ConnSide::new(id, None).with_addrs((Some(remote), Some(local)));
-            conn.before_write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", no_addrs);
+            conn.before_write(frames::PREFACE, no_addrs);
             let shared = conn.h2.as_ref().unwrap().wire.shared.clone();
             (conn, shared)
         };
@@ -2114,7 +2104,7 @@ mod tests {
         let rec = Recorder::new();
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, Some(ctx.id));
-        conn.before_write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", no_addrs);
+        conn.before_write(frames::PREFACE, no_addrs);
         hand_off(Some(&ctx));
         conn.before_write(b"\0\0\x04\x01", no_addrs);
         conn.flushed();

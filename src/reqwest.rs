@@ -119,12 +119,7 @@ where
             method: req.method().clone(),
             uri,
         }));
-        let mut ctx = Some(ctx);
-        let fut = binding::with_request(&mut ctx, || self.inner.call(req));
-        match ctx {
-            Some(ctx) => ResponseFuture::traced(fut, ctx),
-            None => ResponseFuture::untraced(fut),
-        }
+        ResponseFuture::call_traced(ctx, || self.inner.call(req))
     }
 }
 

@@ -160,21 +160,17 @@ async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
     let mut config = common::tls::server_config(&cert, &[&rustls::version::TLS13]);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen: Answered = Arc::default();
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            tcp.set_nodelay(true).unwrap();
-            let (acceptor, seen) = (acceptor.clone(), seen2.clone());
-            tokio::spawn(async move {
-                if let Ok(tls) = acceptor.accept(tcp).await {
-                    serve_h2(hyper_util::rt::TokioIo::new(tls), seen, None).await;
-                }
-            });
+    let (addr, seen) = h2_server_over(None, move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            acceptor
+                .accept(tcp)
+                .await
+                .ok()
+                .map(hyper_util::rt::TokioIo::new)
         }
-    });
+    })
+    .await;
 
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -541,15 +537,7 @@ async fn a_stream_opened_around_the_layer_ends_the_mapping() {
     let (a, _) = fetch(client.clone(), format!("http://{addr}/0")).await;
     assert_eq!(stream_id(&a), Some(1));
     // around the layer: stream 3, unregistered
-    let res = inner
-        .request(
-            http::Request::get(format!("http://{addr}/0"))
-                .body(RequestBody::new(Body::default()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get_around_the_layer(&inner, format!("http://{addr}/0")).await;
     let (c, body) = fetch(client.clone(), format!("http://{addr}/5")).await;
     assert_eq!(body.unwrap(), "/5");
     assert_eq!(got_conn(&c).conn_id, got_conn(&a).conn_id);
@@ -568,15 +556,7 @@ async fn a_first_stream_around_the_layer_is_seen_at_the_next_registration() {
     let (addr, _seen) = h2_server(None).await;
     let inner = h2c_inner();
     let client = TraceLayer::new().record_timings(true).layer(inner.clone());
-    let res = inner
-        .request(
-            http::Request::get(format!("http://{addr}/0"))
-                .body(RequestBody::new(Body::default()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    res.into_body().collect().await.unwrap();
+    get_around_the_layer(&inner, format!("http://{addr}/0")).await;
     let (b, body) = fetch(client.clone(), format!("http://{addr}/0")).await;
     assert_eq!(body.unwrap(), "/0");
     assert_eq!(stream_id(&b), None, "stream 1 was taken: no guess");

@@ -1,6 +1,7 @@
-//! The interleaved measurement of `shared/BENCHMARKING.md`, shared by `benches/overhead.rs` and
-//! `benches/handshake.rs` (each includes this file with `#[path]`): every round runs each variant
-//! in turn, and each variant's rounds are compared with the bare run of the same round.
+//! The interleaved measurement of `shared/BENCHMARKING.md`, shared by `benches/overhead.rs`,
+//! `benches/http2.rs` and `benches/handshake.rs` (each includes this file with `#[path]`):
+//! every round runs each variant in turn, and each variant's rounds are compared with the bare
+//! run of the same round.
 #![allow(dead_code)]
 
 use std::fmt;
@@ -13,6 +14,13 @@ use std::time::{Duration, Instant};
 /// of criterion.
 pub fn requested() -> bool {
     std::env::args().any(|a| a == "--ratios") || std::env::var_os("HTTPTRACE_RATIOS").is_some()
+}
+
+/// `--profile ID`: the variant to run alone, for a profiler.
+pub fn profile_requested() -> Option<String> {
+    let mut args = std::env::args().skip_while(|a| a != "--profile");
+    args.next()?;
+    Some(args.next().unwrap_or_default())
 }
 
 /// Whether every round's µs/request is to be printed (`HTTPTRACE_VERBOSE` set).

@@ -193,7 +193,7 @@ impl Recording {
     }
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 struct Marks {
     start: Option<Instant>,
     dns_start: Option<Instant>,

@@ -50,12 +50,15 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    /// The layer's `Timings` and whether the request asked to close its connection are in
-    /// `ctx`.
-    pub(crate) fn traced(inner: F, ctx: Arc<RequestCtx>) -> Self {
+    /// Calls the client (`call`) with `ctx` as the request whose task is calling it (the
+    /// connector reads it there), and traces the future it returns. The layer's `Timings` and
+    /// whether the request asked to close its connection are in `ctx`.
+    pub(crate) fn call_traced(ctx: Arc<RequestCtx>, call: impl FnOnce() -> F) -> Self {
+        let mut ctx = Some(ctx);
+        let inner = binding::with_request(&mut ctx, call);
         Self {
             inner,
-            traced: Pending(Some(ctx)),
+            traced: Pending(ctx),
         }
     }
 }

@@ -196,7 +196,7 @@ where
             method: req.method().clone(),
             uri: std::mem::take(req.uri_mut()),
         });
-        ctx.emit_ref(&get_conn);
+        ctx.deliver(&get_conn);
         if let Event::GetConn(info) = get_conn {
             *req.uri_mut() = info.uri;
         }
@@ -204,12 +204,7 @@ where
             install_informational(&mut req, &ctx, user_1xx, caller_extensions);
         }
         let req = req.map(|b| RequestBody::traced(b, ctx.clone(), declared));
-        let mut ctx = Some(ctx);
-        let fut = binding::with_request(&mut ctx, || self.inner.call(req));
-        match ctx {
-            Some(ctx) => ResponseFuture::traced(fut, ctx),
-            None => ResponseFuture::untraced(fut),
-        }
+        ResponseFuture::call_traced(ctx, || self.inner.call(req))
     }
 }
 
@@ -244,21 +239,36 @@ fn refused_before_stream<B: http_body::Body>(req: &Request<B>) -> bool {
     length.is_some_and(|n| n != 0)
 }
 
-/// hyper-util's `CaptureConnection` for the request: which connection it gets, on HTTP/2 how
-/// its stream is found (binding.rs, 6). A capture the caller put there stays (hyper-util keeps
-/// one per request), and this request's HTTP/2 stream is then not found.
-fn capture_connection<B>(req: &mut Request<B>, caller: bool) -> Option<CaptureConnection> {
+/// Puts one of httptrace's values among the request's extensions with `insert`, unless the
+/// caller (`caller`: its extensions aren't empty) put one of that type there already: hyper and
+/// hyper-util keep one per request, and the caller's stays. `None` then.
+fn insert_unless_callers<B, R>(
+    req: &mut Request<B>,
+    caller: bool,
+    insert: impl FnOnce(&mut Request<B>) -> R,
+) -> Option<R> {
     let before = req.extensions().len();
     let saved = caller.then(|| req.extensions().clone());
-    let capture = hyper_util::client::legacy::connect::capture_connection(req);
+    let ours = insert(req);
     match saved {
         Some(saved) if req.extensions().len() == before => {
             // ours replaced the caller's: put theirs back
             *req.extensions_mut() = saved;
             None
         }
-        _ => Some(capture),
+        _ => Some(ours),
     }
+}
+
+/// hyper-util's `CaptureConnection` for the request: which connection it gets, on HTTP/2 how
+/// its stream is found (binding.rs, 6). A capture the caller put there stays, and this
+/// request's HTTP/2 stream is then not found.
+fn capture_connection<B>(req: &mut Request<B>, caller: bool) -> Option<CaptureConnection> {
+    insert_unless_callers(
+        req,
+        caller,
+        hyper_util::client::legacy::connect::capture_connection,
+    )
 }
 
 /// Puts httptrace's 1xx callback in hyper's slot, unless the caller put one there already:
@@ -271,21 +281,15 @@ fn install_informational<B>(
     user: Option<UserInformational>,
     caller: bool,
 ) {
-    let before = req.extensions().len();
-    let saved = caller.then(|| req.extensions().clone());
     let weak = Arc::downgrade(ctx);
-    hyper::ext::on_informational(req, move |res| {
-        binding::informational(&weak, res.status(), res.headers());
-        if let Some(user) = &user {
-            user.call(res.status(), res.version(), res.headers());
-        }
+    insert_unless_callers(req, caller, |req| {
+        hyper::ext::on_informational(req, move |res| {
+            binding::informational(&weak, res.status(), res.headers());
+            if let Some(user) = &user {
+                user.call(res.status(), res.version(), res.headers());
+            }
+        })
     });
-    if let Some(saved) = saved {
-        if req.extensions().len() == before {
-            // ours replaced the caller's: put theirs back
-            *req.extensions_mut() = saved;
-        }
-    }
 }
 
 pub(crate) fn host_port(uri: &http::Uri) -> String {

@@ -26,6 +26,20 @@ pub type Answered = Arc<Mutex<HashMap<String, (Instant, Instant)>>>;
 /// fails); after `goaway_after` requests on a connection it shuts that connection down
 /// gracefully (GOAWAY), finishing the streams in flight.
 pub async fn h2_server(goaway_after: Option<usize>) -> (SocketAddr, Answered) {
+    h2_server_over(goaway_after, |tcp| async move { Some(TokioIo::new(tcp)) }).await
+}
+
+/// The same server over what `accept` makes of each TCP connection (e.g. its TLS session;
+/// `None`: the connection is dropped).
+pub async fn h2_server_over<A, F, I>(
+    goaway_after: Option<usize>,
+    accept: A,
+) -> (SocketAddr, Answered)
+where
+    A: Fn(tokio::net::TcpStream) -> F + Send + 'static,
+    F: std::future::Future<Output = Option<I>> + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Answered = Arc::default();
@@ -33,14 +47,18 @@ pub async fn h2_server(goaway_after: Option<usize>) -> (SocketAddr, Answered) {
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tcp.set_nodelay(true).unwrap();
-            let seen = seen2.clone();
-            tokio::spawn(serve_h2(TokioIo::new(tcp), seen, goaway_after));
+            let (io, seen) = (accept(tcp), seen2.clone());
+            tokio::spawn(async move {
+                if let Some(io) = io.await {
+                    serve_h2(io, seen, goaway_after).await;
+                }
+            });
         }
     });
     (addr, seen)
 }
 
-pub async fn serve_h2<I>(io: I, seen: Answered, goaway_after: Option<usize>)
+async fn serve_h2<I>(io: I, seen: Answered, goaway_after: Option<usize>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
@@ -105,6 +123,19 @@ pub fn h2c_inner() -> Client<TracingConnector<HttpConnector>, RequestBody<Body>>
         .build(TracingConnector::new(http))
 }
 
+/// A GET of `url` sent on `inner` around any layer (so that its stream is nobody's), read to
+/// its end.
+pub async fn get_around_the_layer(
+    inner: &Client<TracingConnector<HttpConnector>, RequestBody<Body>>,
+    url: String,
+) {
+    let req = http::Request::get(url)
+        .body(RequestBody::new(Body::default()))
+        .unwrap();
+    let res = inner.request(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+}
+
 /// [`h2c_inner`] in `layer`.
 pub fn h2c_client(layer: TraceLayer) -> impl SendTraced + Send + 'static {
     layer.layer(h2c_inner())
@@ -128,16 +159,9 @@ pub async fn fetch(
     (rec.events(), body)
 }
 
-/// A request's own events on HTTP/2, in order, when its stream is known.
-pub const STREAM: &[&str] = &[
-    "GetConn",
-    "GotConn",
-    "WroteHeaders",
-    "WroteRequest",
-    "GotFirstResponseByte",
-    "ResponseHeaders",
-    "ResponseBodyDone",
-];
+/// A request's own events on HTTP/2, in order, when its stream is known: those of an HTTP/1
+/// load request on a pooled connection (no `PutIdleConn` either).
+pub const STREAM: &[&str] = super::LOAD_CORE;
 
 /// The names of a request's events but those of connects (its own may end in the background,
 /// after it) and of the connection's life, which come when they come.

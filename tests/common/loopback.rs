@@ -1,6 +1,7 @@
 //! A loopback server on a thread and runtime of its own, answering `hello` on every connection,
 //! and the bare and traced client stacks sent to it: shared by `tests/alloc.rs`,
-//! `benches/overhead.rs` and `benches/handshake.rs` (each includes this file with `#[path]`).
+//! `benches/overhead.rs`, `benches/http2.rs` and `benches/handshake.rs` (each includes this
+//! file with `#[path]`).
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -122,6 +123,13 @@ pub type Traced = Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empt
 #[derive(Clone)]
 pub struct Noop;
 impl Hooks for Noop {}
+
+/// hyper-util's connector, without Nagle's delay.
+pub fn nodelay_http() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http
+}
 
 /// hyper-util's client on `http`, untraced.
 pub fn bare(http: HttpConnector) -> Bare {
