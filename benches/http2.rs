@@ -7,11 +7,11 @@
 //! - `taskset -c 0 cargo bench --bench http2`: criterion, the variants side by side.
 //! - `taskset -c 0 cargo bench --bench http2 -- --ratios` (or `HTTPTRACE_RATIOS=1`): the
 //!   interleaved measurement of `benches/overhead.rs`: every round runs each variant in turn
-//!   (bare, bare again as the A/A control, untraced, no-op, timings); the table gives the median
+//!   (bare, bare again as the A/A control, the floor, untraced, no-op, timings); the table gives the median
 //!   µs/request over the rounds and the median ratio to the bare run of the same round, with its
 //!   min–max, beside the process CPU per request. `HTTPTRACE_ROUNDS` (default 15) and
 //!   `HTTPTRACE_REQUESTS` (default 4000 per variant and round) change the sizes.
-//! - `--profile ID` (`bare`, `untraced`, `noop`, `timings`): `HTTPTRACE_REQUESTS` requests of
+//! - `--profile ID` (`bare`, `floor`, `untraced`, `noop`, `timings`): `HTTPTRACE_REQUESTS` requests of
 //!   one variant only, for a profiler such as `valgrind --tool=callgrind`.
 
 use std::time::Duration;
@@ -26,6 +26,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::Layer;
 
+#[path = "common/floor.rs"]
+mod floor;
 #[path = "../tests/common/loopback.rs"]
 mod loopback;
 #[path = "common/ratios.rs"]
@@ -57,17 +59,25 @@ type Traced = Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<By
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Bare,
+    Floor,
     Untraced,
     Noop,
     Timings,
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Bare, Kind::Untraced, Kind::Noop, Kind::Timings];
+    const ALL: [Kind; 5] = [
+        Kind::Bare,
+        Kind::Floor,
+        Kind::Untraced,
+        Kind::Noop,
+        Kind::Timings,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Bare => "bare hyper-util, http2_only",
+            Kind::Floor => "bare + hyper's hooks and a timed state (the floor)",
             Kind::Untraced => "traced stack, no trace",
             Kind::Noop => "no-op trace (streams not known)",
             Kind::Timings => "record_timings(true) (every stream known)",
@@ -77,6 +87,7 @@ impl Kind {
     fn id(self) -> &'static str {
         match self {
             Kind::Bare => "bare",
+            Kind::Floor => "floor",
             Kind::Untraced => "untraced",
             Kind::Noop => "noop",
             Kind::Timings => "timings",
@@ -92,9 +103,16 @@ fn traced(layer: TraceLayer) -> Traced {
     )
 }
 
+fn bare() -> Bare {
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(nodelay_http())
+}
+
 #[derive(Clone)]
 enum Stack {
     Bare(Bare),
+    Floor(Bare),
     Untraced(Traced),
     Noop(Traced, ClientTrace),
 }
@@ -102,11 +120,8 @@ enum Stack {
 impl Stack {
     fn new(kind: Kind) -> Stack {
         match kind {
-            Kind::Bare => Stack::Bare(
-                Client::builder(TokioExecutor::new())
-                    .http2_only(true)
-                    .build(nodelay_http()),
-            ),
+            Kind::Bare => Stack::Bare(bare()),
+            Kind::Floor => Stack::Floor(bare()),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
             Kind::Timings => Stack::Untraced(traced(TraceLayer::new().record_timings(true))),
@@ -117,6 +132,7 @@ impl Stack {
         let mut req = request(uri);
         match self {
             Stack::Bare(client) => send(client, req).await,
+            Stack::Floor(client) => floor::get(client, req, true).await,
             Stack::Untraced(svc) => send(svc, req).await,
             Stack::Noop(svc, trace) => {
                 req.extensions_mut().insert(trace.clone());
@@ -182,9 +198,10 @@ fn criterion_benches(c: &mut Criterion) {
 fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let n = env_u64("HTTPTRACE_REQUESTS", 4000);
-    let variants: [(&str, Kind); 5] = [
+    let variants: [(&str, Kind); 6] = [
         (Kind::Bare.name(), Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),
+        (Kind::Floor.name(), Kind::Floor),
         (Kind::Untraced.name(), Kind::Untraced),
         (Kind::Noop.name(), Kind::Noop),
         (Kind::Timings.name(), Kind::Timings),

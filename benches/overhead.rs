@@ -1,16 +1,19 @@
 //! What httptrace costs per request: loopback HTTP/1 keep-alive GETs (5-byte body), sequential
-//! and 64 concurrent, through the bare hyper-util client and through the traced stack (no trace,
-//! a no-op trace, a `Recorder` per request, `record_timings`). The server runs in this process,
-//! on a thread and runtime of its own; the client on a current-thread runtime.
+//! and 64 concurrent, through the bare hyper-util client, the bare client paying the floor of
+//! any tracer (`common/floor.rs`: hyper-util's capture, hyper's 1xx callback and a timed state
+//! per request, nothing else) and the traced stack (no trace, a no-op trace, a `Recorder` per
+//! request, `record_timings`...). The server runs in this process, on a thread and runtime of
+//! its own; the client on a current-thread runtime.
 //!
 //! - `taskset -c 0 cargo bench --bench overhead`: criterion, the variants side by side in one
 //!   group per case. Pin it: unpinned, each sequential request wakes a thread on the other vCPU
 //!   and the figures (~100 µs/req instead of ~22) say more about the scheduler than the stack.
 //! - `taskset -c 0 cargo bench --bench overhead -- --ratios` (or `HTTPTRACE_RATIOS=1`): instead
 //!   of criterion, the interleaved measurement of `shared/BENCHMARKING.md`: every round runs
-//!   each variant in turn (bare, bare again as the A/A control, untraced, no-op, no-op with
-//!   `http2_streams(false)`, recorder, timings...), and the table gives the median µs/request over the rounds and the median ratio to
-//!   the bare run of the same round, with its min–max, beside the process CPU per request.
+//!   each variant in turn (bare, bare again as the A/A control, the floor, untraced, no-op,
+//!   no-op with `http2_streams(false)`, recorder, timings...), and the table gives the median
+//!   µs/request over the rounds and the median ratio to the bare run of the same round, with
+//!   its min–max, beside the process CPU per request.
 //!   `HTTPTRACE_ROUNDS` (default 15) and `HTTPTRACE_REQUESTS` (default 2000 per variant and
 //!   round, sequential; twice that concurrent) change the sizes, and `HTTPTRACE_VERBOSE=1`
 //!   prints every round's µs/request.
@@ -38,11 +41,16 @@ use loopback::{
 #[path = "common/ratios.rs"]
 mod ratios;
 
+#[path = "common/floor.rs"]
+mod floor;
+
 use ratios::{allowed_cpus, env_u64, interleave, median, ratio, verbose};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Bare,
+    Floor,
+    FloorTimings,
     Untraced,
     Noop,
     NoopHttp1,
@@ -54,8 +62,10 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 9] = [
+    const ALL: [Kind; 11] = [
         Kind::Bare,
+        Kind::Floor,
+        Kind::FloorTimings,
         Kind::Untraced,
         Kind::Noop,
         Kind::NoopHttp1,
@@ -69,6 +79,8 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Bare => "bare hyper-util",
+            Kind::Floor => "bare + hyper's hooks and a timed state (the floor)",
+            Kind::FloorTimings => "the floor without the 1xx callback (under timings)",
             Kind::Untraced => "traced stack, no trace",
             Kind::Noop => "no-op trace, in the request's extensions",
             Kind::NoopHttp1 => "the same, http2_streams(false)",
@@ -83,6 +95,8 @@ impl Kind {
     fn id(self) -> &'static str {
         match self {
             Kind::Bare => "bare",
+            Kind::Floor => "floor",
+            Kind::FloorTimings => "floor_timings",
             Kind::Untraced => "untraced",
             Kind::Noop => "noop",
             Kind::NoopHttp1 => "noop_http1",
@@ -140,6 +154,8 @@ fn traced(layer: TraceLayer) -> Traced {
 #[derive(Clone)]
 enum Stack {
     Bare(Bare),
+    /// The floor; with hyper's 1xx callback or not.
+    Floor(Bare, bool),
     Untraced(Traced),
     Noop(Traced, ClientTrace),
     Recorder(Traced),
@@ -151,6 +167,8 @@ impl Stack {
     fn new(kind: Kind) -> Stack {
         match kind {
             Kind::Bare => Stack::Bare(bare(nodelay_http())),
+            Kind::Floor => Stack::Floor(bare(nodelay_http()), true),
+            Kind::FloorTimings => Stack::Floor(bare(nodelay_http()), false),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
             Kind::NoopHttp1 => Stack::Noop(
@@ -172,6 +190,7 @@ impl Stack {
         let mut req = request(uri);
         match self {
             Stack::Bare(client) => send(client, req).await,
+            Stack::Floor(client, informational) => floor::get(client, req, *informational).await,
             Stack::Untraced(svc) | Stack::Timings(svc) => send(svc, req).await,
             Stack::Noop(svc, trace) => {
                 req.extensions_mut().insert(trace.clone());
@@ -270,9 +289,11 @@ fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let seq_n = env_u64("HTTPTRACE_REQUESTS", 2000);
     let conc_n = seq_n * 2;
-    let variants: [(&str, Kind); 10] = [
+    let variants: [(&str, Kind); 12] = [
         ("bare hyper-util", Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),
+        (Kind::Floor.name(), Kind::Floor),
+        (Kind::FloorTimings.name(), Kind::FloorTimings),
         (Kind::Untraced.name(), Kind::Untraced),
         (Kind::Noop.name(), Kind::Noop),
         (Kind::NoopHttp1.name(), Kind::NoopHttp1),
