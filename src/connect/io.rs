@@ -82,6 +82,9 @@ impl<T: Read> AsyncRead for Counted<'_, T> {
 }
 
 impl<T: Read + Write + Connection> Read for TracedIo<T> {
+    // not inlined into hyper's read loop: that loop, compiled for this IO type, then stays as
+    // lean as it is for the bare connection (~100 instructions a request fewer, HTTP/1)
+    #[inline(never)]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -116,6 +119,7 @@ impl<T: Read + Write + Connection> Read for TracedIo<T> {
 }
 
 impl<T: Read + Write + Connection> Write for TracedIo<T> {
+    #[inline(never)]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -136,6 +140,7 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
         res
     }
 
+    #[inline(never)]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
