@@ -104,39 +104,68 @@ impl FrameReader {
             self.skip -= n;
             bytes = &bytes[n..];
         }
-        while !bytes.is_empty() || self.frame.is_some_and(|_| self.left == 0) {
-            let Some(frame) = self.frame else {
-                let n = (9 - self.head_len).min(bytes.len());
-                self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
-                self.head_len += n;
-                bytes = &bytes[n..];
-                if self.head_len == 9 {
-                    let head = FrameHead::parse(&self.head);
-                    self.head_len = 0;
-                    self.frame = Some(head);
-                    self.left = head.len;
-                    self.kept_len = 0;
-                    on(Seen::Start(head));
+        loop {
+            if let Some(frame) = self.frame {
+                // inside a payload that began in earlier bytes
+                let (now, rest) = bytes.split_at((self.left as usize).min(bytes.len()));
+                if keeps(frame.kind) {
+                    self.keep(now);
                 }
-                continue;
-            };
-            let n = (self.left as usize).min(bytes.len());
-            if matches!(frame.kind, SETTINGS | RST_STREAM | GOAWAY) {
-                let k = n.min(KEPT - self.kept_len);
-                self.kept[self.kept_len..self.kept_len + k].copy_from_slice(&bytes[..k]);
-                self.kept_len += k;
-            }
-            self.left -= n as u32;
-            bytes = &bytes[n..];
-            if self.left == 0 {
+                self.left -= now.len() as u32;
+                bytes = rest;
+                if self.left > 0 {
+                    return;
+                }
                 self.frame = None;
                 on(Seen::End(frame, &self.kept[..self.kept_len]));
             }
+            // at a frame's start
+            let head = match bytes.split_first_chunk::<9>() {
+                // the common case: the whole header is here
+                Some((head, rest)) if self.head_len == 0 => {
+                    bytes = rest;
+                    FrameHead::parse(head)
+                }
+                _ => {
+                    let n = (9 - self.head_len).min(bytes.len());
+                    let (now, rest) = bytes.split_at(n);
+                    self.head[self.head_len..self.head_len + n].copy_from_slice(now);
+                    self.head_len += n;
+                    bytes = rest;
+                    if self.head_len < 9 {
+                        return;
+                    }
+                    self.head_len = 0;
+                    FrameHead::parse(&self.head)
+                }
+            };
+            on(Seen::Start(head));
+            let len = head.len as usize;
+            if len <= bytes.len() && !keeps(head.kind) {
+                // the common case again: the whole payload is here, and nothing of it is kept
+                bytes = &bytes[len..];
+                on(Seen::End(head, &[]));
+                continue;
+            }
+            self.frame = Some(head);
+            self.left = head.len;
+            self.kept_len = 0;
         }
+    }
+
+    /// Keeps what fits of a payload's next bytes.
+    fn keep(&mut self, bytes: &[u8]) {
+        let k = bytes.len().min(KEPT - self.kept_len);
+        self.kept[self.kept_len..self.kept_len + k].copy_from_slice(&bytes[..k]);
+        self.kept_len += k;
     }
 }
 
-/// The settings of a `SETTINGS` payload: (identifier, value) pairs.
+/// The frames whose payload is read: the start of it, `KEPT` bytes at most.
+fn keeps(kind: u8) -> bool {
+    matches!(kind, SETTINGS | RST_STREAM | GOAWAY)
+}
+
 pub(crate) fn settings(payload: &[u8]) -> impl Iterator<Item = (u16, u32)> + '_ {
     payload.chunks_exact(6).map(|c| {
         (
