@@ -216,6 +216,9 @@ mod tests {
         bytes.extend(frame(DATA, END_STREAM, 3, b""));
         bytes.extend(frame(RST_STREAM, 0, 5, &8u32.to_be_bytes()));
         bytes.extend(frame(GOAWAY, 0, 0, &[0, 0, 0, 5, 0, 0, 0, 0, b'x']));
+        // an empty frame whose payload is kept, and a long one that is skipped
+        bytes.extend(frame(SETTINGS, ACK, 0, b""));
+        bytes.extend(frame(DATA, 0, 7, &[b'd'; 100]));
         let expected = [
             "start 4 0 0",
             "end 4 0 [0, 3, 0, 0, 0, 100]",
@@ -227,8 +230,12 @@ mod tests {
             "end 3 5 [0, 0, 0, 8]",
             "start 7 0 0",
             "end 7 0 [0, 0, 0, 5, 0, 0, 0, 0, 120]",
+            "start 4 1 0",
+            "end 4 0 []",
+            "start 0 0 7",
+            "end 0 7 []",
         ];
-        for step in [1, 2, 5, 9, 10, 24, 25, 1000] {
+        for step in [1, 2, 5, 9, 10, 24, 25, 108, 109, 1000] {
             let mut r = FrameReader::after_preface();
             assert_eq!(seen(&mut r, &bytes, step), expected, "in pieces of {step}");
         }
