@@ -7,12 +7,13 @@
 //! - `taskset -c 0 cargo bench --bench http2`: criterion, the variants side by side.
 //! - `taskset -c 0 cargo bench --bench http2 -- --ratios` (or `HTTPTRACE_RATIOS=1`): the
 //!   interleaved measurement of `benches/overhead.rs`: every round runs each variant in turn
-//!   (bare, bare again as the A/A control, the floor, untraced, no-op, timings); the table gives the median
-//!   µs/request over the rounds and the median ratio to the bare run of the same round, with its
-//!   min–max, beside the process CPU per request. `HTTPTRACE_ROUNDS` (default 15) and
-//!   `HTTPTRACE_REQUESTS` (default 4000 per variant and round) change the sizes.
-//! - `--profile ID` (`bare`, `floor`, `untraced`, `noop`, `timings`): `HTTPTRACE_REQUESTS` requests of
-//!   one variant only, for a profiler such as `valgrind --tool=callgrind`.
+//!   (bare, bare again as the A/A control, the floor, untraced, no-op, timings); the table
+//!   gives the median µs/request over the rounds and the median ratio to the bare run of the
+//!   same round, with its min–max, beside the process CPU per request. `HTTPTRACE_ROUNDS`
+//!   (default 15) and `HTTPTRACE_REQUESTS` (default 4000 per variant and round) change the
+//!   sizes.
+//! - `--profile ID` (`bare`, `floor`, `untraced`, `noop`, `timings`): `HTTPTRACE_REQUESTS`
+//!   requests of one variant only, for a profiler such as `valgrind --tool=callgrind`.
 
 use std::time::Duration;
 

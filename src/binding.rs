@@ -2022,23 +2022,25 @@ mod tests {
         (conn, shared, recs, ctxs)
     }
 
+    /// The stream ids a connection maps to requests, in order.
+    fn mapped_ids(conn: &H2Conn) -> Vec<u32> {
+        let mut ids: Vec<u32> = conn.lock().mapped.keys().copied().collect();
+        ids.sort();
+        ids
+    }
+
     #[test]
     fn a_stream_registered_but_never_opened_is_dropped_when_a_later_one_opens() {
         let (mut conn, shared, recs, ctxs) = h2_conn_and_requests(3);
         for ctx in &ctxs {
             shared.open(ctx);
         }
-        let ids = |st: &H2State| {
-            let mut ids: Vec<u32> = st.mapped.keys().copied().collect();
-            ids.sort();
-            ids
-        };
-        assert_eq!(ids(&shared.lock()), [1, 3, 5]);
+        assert_eq!(mapped_ids(&shared), [1, 3, 5]);
         let whole = frames::END_HEADERS | frames::END_STREAM;
         conn.h2_wrote(&frame(frames::HEADERS, whole, 1));
         // hyper never sent stream 3 (its request failed): 5 opens next
         conn.h2_wrote(&frame(frames::HEADERS, whole, 5));
-        assert_eq!(ids(&shared.lock()), [1, 5]);
+        assert_eq!(mapped_ids(&shared), [1, 5]);
         let written = ["GotConn", "WroteHeaders", "WroteRequest"];
         assert_eq!(names(&recs[0]), written);
         assert_eq!(names(&recs[1]), ["GotConn"]);
@@ -2056,9 +2058,7 @@ mod tests {
         shared.open(&ctxs[1]); // predicted 3
         let whole = frames::END_HEADERS | frames::END_STREAM;
         conn.h2_wrote(&frame(frames::HEADERS, whole, 3)); // 1 never sent
-        let mut ids: Vec<u32> = shared.lock().mapped.keys().copied().collect();
-        ids.sort();
-        assert_eq!(ids, [3]);
+        assert_eq!(mapped_ids(&shared), [3]);
         conn.h2_read(&frame(frames::HEADERS, whole, 3)); // 3 closes
         shared.open(&ctxs[2]);
         let got = recs[2]

@@ -166,6 +166,7 @@ fn keeps(kind: u8) -> bool {
     matches!(kind, SETTINGS | RST_STREAM | GOAWAY)
 }
 
+/// The settings of a `SETTINGS` payload: (identifier, value) pairs.
 pub(crate) fn settings(payload: &[u8]) -> impl Iterator<Item = (u16, u32)> + '_ {
     payload.chunks_exact(6).map(|c| {
         (
