@@ -31,7 +31,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use http::Uri;
 use http_body_util::{BodyExt, Empty};
 use httptrace::{
-    ClientTrace, Event, HttpsStack, Recorder, RequestBody, Timings, Trace, TraceLayer,
+    connect::HttpsStack, ClientTrace, Event, Recorder, RequestBody, Timings, Trace, TraceLayer,
 };
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;

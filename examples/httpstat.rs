@@ -52,8 +52,8 @@ use http::uri::Scheme;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Empty, Full};
 use httptrace::{
-    Event, HttpsStack, Recorder, RequestBody, SharedError, Timings, TlsState, Trace, TraceLayer,
-    TracingConnector,
+    connect::HttpsStack, error::SharedError, event::TlsState, Event, Recorder, RequestBody,
+    Timings, Trace, TraceLayer, TracingConnector,
 };
 use hyper_util::client::legacy::connect::Connect;
 use hyper_util::client::legacy::Client;

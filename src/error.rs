@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// the original directly.
 ///
 /// ```
-/// use httptrace::SharedError;
+/// use httptrace::error::SharedError;
 /// use std::error::Error as _;
 ///
 /// let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
@@ -69,7 +69,7 @@ impl StdError for SharedError {
 ///
 /// ```
 /// # async fn doc(rec: httptrace::Recorder) {
-/// use httptrace::{Canceled, Event};
+/// use httptrace::{error::Canceled, Event};
 ///
 /// for event in rec.events() {
 ///     if let Some(err) = event.error() {

@@ -1,17 +1,12 @@
-//! `ClientTrace`: the hooks for one request, how they compose, and the task-local scope.
+//! `ClientTrace`: the hooks for one request, and how they compose. Its scope (`scope`,
+//! `current`) lives with the crate's other thread-locals, in `binding/ambient.rs`.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
-
-use crate::event::{Event, Hooks};
+use crate::event::{Event, Hooks, RequestId};
 
 /// The hooks for one request: cheap to clone, `Send + Sync`.
 ///
@@ -64,7 +59,7 @@ impl ClientTrace {
     /// A trace calling `hooks`.
     ///
     /// ```
-    /// use httptrace::{ClientTrace, Hooks, WroteRequestInfo};
+    /// use httptrace::{event::WroteRequestInfo, ClientTrace, Hooks};
     ///
     /// struct Written;
     /// impl Hooks for Written {
@@ -155,54 +150,33 @@ impl ClientTrace {
         }
     }
 
-    /// Runs `future` with this trace as the current one (composed with the trace already current
-    /// when the future is first polled, this one first). Requests sent from inside the future
-    /// through a [`TraceLayer`](crate::TraceLayer) are traced.
-    ///
-    /// The scope belongs to the future, like a `tokio::task_local!`: tasks it spawns don't
-    /// inherit it. The [`TraceLayer`](crate::TraceLayer) reads it when it is called, so the
-    /// scope must enclose the service's `call`: `trace.scope(svc.oneshot(req))` or
-    /// `trace.scope(async { svc.call(req).await })`, not `trace.scope(svc.call(req))`. Dial events
-    /// are found the same way, on the task that polls the client: a layer that moves the
-    /// client's work to another task (tower's `Buffer`) between httptrace and the client loses
-    /// them.
-    ///
-    /// ```
-    /// use httptrace::{ClientTrace, Recorder};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let outer = Recorder::new();
-    /// let inner = Recorder::new();
-    /// let seen = outer
-    ///     .trace()
-    ///     .scope(inner.trace().scope(async { ClientTrace::current().is_some() }))
-    ///     .await;
-    /// assert!(seen);
-    /// assert!(ClientTrace::current().is_none());
-    /// # }
-    /// ```
-    pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
-        Scoped {
-            trace: self,
-            composed: None,
-            future,
-        }
-    }
-
-    /// The trace of the enclosing [`scope`](ClientTrace::scope), if any.
-    pub fn current() -> Option<ClientTrace> {
-        CURRENT.with(|c| c.borrow().clone())
-    }
-
-    /// Delivers `event` to every hook, in order. A hook that panics is contained: the panic
-    /// doesn't reach the connection, the pool or the other hooks.
+    /// Delivers `event`, which belongs to no request (a connection observer's), to every hook,
+    /// in order. A hook that panics is contained: the panic doesn't reach the connection, the
+    /// pool or the other hooks.
     pub(crate) fn emit(&self, event: &Event) {
         for hooks in self.hooks.as_slice() {
-            if catch_unwind(AssertUnwindSafe(|| hooks.on_event(event))).is_err() {
-                hook_panicked(event);
-            }
+            contain(event, || hooks.on_event(event));
         }
+    }
+
+    /// Delivers `event` of request `request` to every hook, in order, each contained.
+    #[inline]
+    pub(crate) fn emit_for(&self, request: RequestId, event: &Event) {
+        for hooks in self.hooks.as_slice() {
+            contain(event, || hooks.on_request_event(request, event));
+        }
+    }
+
+    /// How many times a hook panicked in this process. Each panic is contained: the request,
+    /// its connection, the pool and the other hooks go on. With the `tracing` feature, the
+    /// first is also reported as a `tracing` warning, the others at debug level.
+    ///
+    /// ```
+    /// let before = httptrace::ClientTrace::hook_panics();
+    /// # assert!(httptrace::ClientTrace::hook_panics() >= before);
+    /// ```
+    pub fn hook_panics() -> u64 {
+        HOOK_PANICS.load(Ordering::Relaxed)
     }
 }
 
@@ -216,90 +190,27 @@ impl fmt::Debug for ClientTrace {
 
 static HOOK_PANICS: AtomicU64 = AtomicU64::new(0);
 
+/// Runs one hook, containing its panic.
+#[inline]
+fn contain(event: &Event, hook: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(hook)).is_err() {
+        hook_panicked(event);
+    }
+}
+
+#[cold]
 fn hook_panicked(event: &Event) {
-    if HOOK_PANICS.fetch_add(1, Ordering::Relaxed) == 0 {
-        eprintln!(
-            "httptrace: a hook panicked on {}; the panic was contained (the request, its \
-             connection and the pool go on). Later hook panics are contained silently: see \
-             httptrace::hook_panics().",
-            event.name()
-        );
+    let first = HOOK_PANICS.fetch_add(1, Ordering::Relaxed) == 0;
+    #[cfg(feature = "tracing")]
+    match first {
+        true => tracing::warn!(
+            event = event.name(),
+            "httptrace: a hook panicked; the panic was contained (the request, its connection \
+             and the pool go on). Later hook panics are reported at debug level: see \
+             ClientTrace::hook_panics()"
+        ),
+        false => tracing::debug!(event = event.name(), "httptrace: a hook panicked"),
     }
-}
-
-/// How many times a hook panicked in this process. Each panic is contained: the request, its
-/// connection, the pool and the other hooks go on; the first one is also reported on stderr.
-///
-/// ```
-/// let before = httptrace::hook_panics();
-/// # assert!(httptrace::hook_panics() >= before);
-/// ```
-pub fn hook_panics() -> u64 {
-    HOOK_PANICS.load(Ordering::Relaxed)
-}
-
-thread_local! {
-    static CURRENT: RefCell<Option<ClientTrace>> = const { RefCell::new(None) };
-}
-
-/// Sets the current trace for the duration of `f`.
-fn with_current<R>(trace: &ClientTrace, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<ClientTrace>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let prev = self.0.take();
-            let _ = CURRENT.try_with(|c| *c.borrow_mut() = prev);
-        }
-    }
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(trace.clone()));
-    let _restore = Restore(prev);
-    f()
-}
-
-pin_project! {
-    /// The future of [`ClientTrace::scope`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Scoped<F> {
-        trace: ClientTrace,
-        composed: Option<ClientTrace>,
-        #[pin]
-        future: F,
-    }
-}
-
-impl<F> Scoped<F> {
-    /// The wrapped future.
-    pub fn inner(&self) -> &F {
-        &self.future
-    }
-
-    /// The trace this scope sets.
-    pub fn trace(&self) -> &ClientTrace {
-        &self.trace
-    }
-}
-
-impl<F: fmt::Debug> fmt::Debug for Scoped<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scoped")
-            .field("trace", &self.trace)
-            .field("future", &self.future)
-            .finish()
-    }
-}
-
-impl<F: Future> Future for Scoped<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        let composed = this
-            .composed
-            .get_or_insert_with(|| match ClientTrace::current() {
-                Some(outer) => this.trace.clone().compose(outer),
-                None => this.trace.clone(),
-            });
-        let future = this.future;
-        with_current(composed, || future.poll(cx))
-    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = (first, event);
 }

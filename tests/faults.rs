@@ -23,8 +23,8 @@ use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
 use httptrace::{
-    Canceled, ClientTrace, Event, Hooks, Recorder, RequestError, Timings, TraceLayer,
-    TracingConnector, TracingResolver,
+    error::{Canceled, RequestError},
+    ClientTrace, Event, Hooks, Recorder, Timings, TraceLayer, TracingConnector, TracingResolver,
 };
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{dns::GaiResolver, HttpConnector};

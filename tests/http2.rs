@@ -183,11 +183,12 @@ async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
         ))
         .https_only()
         .enable_all_versions()
-        .wrap_connector(httptrace::TracingTransport::new(
-            httptrace::PerAddressConnector::new(http, resolver),
+        .wrap_connector(httptrace::connect::TracingTransport::new(
+            httptrace::connect::PerAddressConnector::new(http, resolver),
         ));
-    let client = Client::builder(TokioExecutor::new())
-        .build::<_, RequestBody<Body>>(TracingConnector::with_inspector(https, httptrace::Rustls));
+    let client = Client::builder(TokioExecutor::new()).build::<_, RequestBody<Body>>(
+        TracingConnector::with_inspector(https, httptrace::connect::Rustls),
+    );
     let client = TraceLayer::new().record_timings(true).layer(client);
     let base = format!("https://localhost:{}", addr.port());
     // the first request makes the connection: until ALPN tells, hyper-util can't know it will

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::*;
 use http_body_util::{BodyExt, Full};
-use httptrace::{Canceled, ClientTrace, Event, Hooks, Recorder, Timings, TraceLayer};
+use httptrace::{error::Canceled, ClientTrace, Event, Hooks, Recorder, Timings, TraceLayer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
@@ -325,7 +325,7 @@ async fn body_dropped_before_its_end() {
 
 struct Panics;
 impl Hooks for Panics {
-    fn got_conn(&self, _: &httptrace::GotConnInfo) {
+    fn got_conn(&self, _: &httptrace::event::GotConnInfo) {
         panic!("a hook that panics");
     }
 }
@@ -333,7 +333,7 @@ impl Hooks for Panics {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_hook_is_contained() {
     let (server, client) = server_and_client().await;
-    let panics = httptrace::hook_panics();
+    let panics = httptrace::ClientTrace::hook_panics();
     for expected in [FRESH, REUSED] {
         let rec = Recorder::new();
         let trace = ClientTrace::new(Panics).compose(rec.trace());
@@ -344,7 +344,7 @@ async fn a_panicking_hook_is_contained() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(
-        httptrace::hook_panics() - panics,
+        httptrace::ClientTrace::hook_panics() - panics,
         2,
         "each panic counted once"
     );

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use httptrace::{
-    Canceled, ConnectDoneInfo, ConnectStartInfo, Event, PerAddressConnector, Recorder, RequestBody,
-    TraceLayer, TracingConnector,
+    connect::PerAddressConnector,
+    error::Canceled,
+    event::{ConnectDoneInfo, ConnectStartInfo},
+    Event, Recorder, RequestBody, TraceLayer, TracingConnector,
 };
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;

@@ -462,7 +462,9 @@ async fn reqwest_https_negotiates_http2() {
     assert_paired(&first);
     let got = got_conn(&first);
     assert!(!got.reused);
-    assert!(got.derived.is_some_and(|d| d.contains("HTTP/2")));
+    assert!(got
+        .derived
+        .is_some_and(|d| d.to_string().contains("HTTP/2")));
     let h2 = got.http2.expect("an HTTP/2 GotConn");
     assert_eq!(h2.stream_id, None, "reqwest can't tell the stream");
 

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use common::*;
 use httptrace::{
-    Canceled, Event, HttpsStack, PerAddressConnector, Recorder, RequestBody, Rustls, TraceLayer,
-    TracingConnector, TracingTransport,
+    connect::{HttpsStack, PerAddressConnector, Rustls, TracingTransport},
+    error::Canceled,
+    Event, Recorder, RequestBody, TraceLayer, TracingConnector,
 };
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -61,7 +62,7 @@ const HANDSHAKE: &[&str] = &[
     "TLSHandshakeDone",
 ];
 
-fn tls_done(events: &[Event]) -> httptrace::TlsHandshakeDoneInfo {
+fn tls_done(events: &[Event]) -> httptrace::event::TlsHandshakeDoneInfo {
     events
         .iter()
         .find_map(|e| match e {

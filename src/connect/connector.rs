@@ -1,12 +1,12 @@
 use std::any::Any;
 use std::error::Error as StdError;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use hyper_util::client::legacy::connect::{Connection, HttpInfo};
+use hyper_util::client::legacy::connect::Connection;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
@@ -15,6 +15,7 @@ use crate::binding::{self, ConnSide, DialCtx};
 use crate::error::SharedError;
 use crate::event::{ConnectDoneInfo, Event, TlsState};
 use crate::trace::ClientTrace;
+use crate::util::{default_port, ip_literal, ConnAddrs};
 
 /// Wraps a connector (`Service<Uri>`: hyper-util's `HttpConnector`, hyper-rustls'
 /// `HttpsConnector`, a mock) to report the connect of a traced request, and to wrap every
@@ -24,8 +25,8 @@ use crate::trace::ClientTrace;
 /// `'static`. A request with no trace pays nothing per request.
 ///
 /// Under it, a [`TracingResolver`](crate::TracingResolver) reports the lookup, a
-/// [`PerAddressConnector`](crate::PerAddressConnector) each address attempt, and a
-/// [`TracingTransport`](crate::TracingTransport) the TCP connect under a TLS connector. `I`
+/// [`PerAddressConnector`](crate::connect::PerAddressConnector) each address attempt, and a
+/// [`TracingTransport`](crate::connect::TracingTransport) the TCP connect under a TLS connector. `I`
 /// reads what a TLS handshake negotiated from the connection (see [`InspectTls`]); `NoTls` by
 /// default.
 ///
@@ -169,29 +170,13 @@ where
 
 /// The port a connector's request dials, and the address when its host is an IP literal (no
 /// lookup will happen). Known for a `Uri`; other request types tell nothing.
-pub(crate) fn target(dst: &dyn Any) -> (Option<u16>, Option<SocketAddr>) {
+fn target(dst: &dyn Any) -> (Option<u16>, Option<SocketAddr>) {
     let Some(uri) = dst.downcast_ref::<http::Uri>() else {
         return (None, None);
     };
     let port = default_port(uri);
     let literal = uri.host().and_then(ip_literal);
     (Some(port), literal.map(|ip| SocketAddr::new(ip, port)))
-}
-
-/// The URI's port, or its scheme's default.
-pub(crate) fn default_port(uri: &http::Uri) -> u16 {
-    uri.port_u16().unwrap_or(match uri.scheme_str() {
-        Some("https") | Some("wss") => 443,
-        _ => 80,
-    })
-}
-
-pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    host.parse::<IpAddr>().ok()
 }
 
 /// Reports the connect (or handshake) as canceled if its future is dropped before it finished.
@@ -232,7 +217,7 @@ where
             let io = ready!(this.inner.poll(cx)).map_err(SharedError::new)?;
             let mut conn = ConnSide::new(binding::next_conn_id(), None);
             if let Some(observer) = this.observer.take() {
-                let addrs = addrs(&io);
+                let addrs = ConnAddrs::of(&io);
                 opened(&observer, conn.conn_id(), addrs);
                 conn = conn.with_addrs(addrs).with_observer(Some(observer));
             }
@@ -242,7 +227,7 @@ where
         let result = ready!(binding::with_dial(dial, || inner.poll(cx)));
         Poll::Ready(match result {
             Ok(io) => {
-                let addrs = dial.conn_addrs().unwrap_or_else(|| addrs(&io));
+                let addrs = dial.conn_addrs().unwrap_or_else(|| ConnAddrs::of(&io));
                 dial.finish(Ok(this.inspect.tls_state(&io)), Ok(addrs));
                 let observer = this.observer.take();
                 if let Some(observer) = &observer {
@@ -264,29 +249,15 @@ where
 }
 
 /// Tells a connection observer that a connection was made.
-fn opened(
-    observer: &ClientTrace,
-    conn_id: u64,
-    (remote, local): (Option<SocketAddr>, Option<SocketAddr>),
-) {
+fn opened(observer: &ClientTrace, conn_id: u64, addrs: ConnAddrs) {
     observer.emit(&Event::ConnectDone(ConnectDoneInfo {
         at: std::time::Instant::now(),
         network: "tcp",
-        addr: remote,
-        local_addr: local,
+        addr: addrs.remote,
+        local_addr: addrs.local,
         conn_id: Some(conn_id),
         error: None,
     }));
-}
-
-/// The (remote, local) addresses a connection reports through hyper-util's [`HttpInfo`].
-pub(crate) fn addrs<T: Connection>(io: &T) -> (Option<SocketAddr>, Option<SocketAddr>) {
-    let mut ext = http::Extensions::new();
-    io.connected().get_extras(&mut ext);
-    match ext.get::<HttpInfo>() {
-        Some(info) => (Some(info.remote_addr()), Some(info.local_addr())),
-        None => (None, None),
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::binding::ConnSide;
+use crate::util::ConnAddrs;
 
 pin_project! {
     /// A connection's IO, as [`TracingConnector`](crate::TracingConnector) returns it: every
@@ -128,7 +129,7 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
         let this = self.project();
         let inner = this.inner;
         this.conn
-            .before_write(buf, || super::connector::addrs(inner.as_ref().get_ref()));
+            .before_write(buf, || ConnAddrs::of(inner.as_ref().get_ref()));
         let res = inner.poll_write(cx, buf);
         match &res {
             Poll::Ready(Ok(n)) if this.conn.is_h2() => {
@@ -153,7 +154,7 @@ impl<T: Read + Write + Connection> Write for TracedIo<T> {
             .find(|b| !b.is_empty())
             .map_or(&[][..], |b| &b[..]);
         this.conn
-            .before_write(first, || super::connector::addrs(inner.as_ref().get_ref()));
+            .before_write(first, || ConnAddrs::of(inner.as_ref().get_ref()));
         let res = inner.poll_write_vectored(cx, bufs);
         match &res {
             Poll::Ready(Ok(n)) if this.conn.is_h2() => {

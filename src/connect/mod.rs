@@ -6,7 +6,7 @@
 //! traced connector reports `ConnectStart`/`ConnectDone` (and the TLS handshake) to the request
 //! that asked for the connection, and the resolver `DNSStart`/`DNSDone`; the IO wrapper reports,
 //! per request it serves, `GotConn`, `WroteHeaders`, `WroteRequest` and `GotFirstResponseByte`
-//! (on HTTP/2, per stream, from the frames it sees; see the crate docs, "HTTP/2").
+//! (on HTTP/2, per stream, from the frames it sees; see [HTTP/2](crate::TraceLayer#http2)).
 //!
 //! ```
 //! use httptrace::{TracingConnector, TracingResolver};
@@ -17,9 +17,24 @@
 //! ));
 //! # drop(connector);
 //! ```
+//!
+//! # What each stack reports
+//!
+//! - [`TracingConnector`] over any connector: one `ConnectStart`/`ConnectDone` for the whole
+//!   connector call (a TLS connector's handshake included).
+//! - A [`TracingResolver`] under `HttpConnector`: `DNSStart`/`DNSDone`, and the connect starts
+//!   when the lookup ends.
+//! - A [`PerAddressConnector`]: the lookup, then one `ConnectStart`/`ConnectDone` per address
+//!   attempt (Happy Eyeballs; an attempt dropped because another won says
+//!   [`Canceled`](crate::error::Canceled)).
+//! - A [`TracingTransport`] under a TLS connector: the TCP connect ends when the transport
+//!   connects, and `TLSHandshakeStart`/`TLSHandshakeDone` surround the handshake; with the
+//!   `rustls` feature, `Rustls` reads what was negotiated.
+//!
+//! [`TracingConnector::http`] (and, with `rustls`, `TracingConnector::https`) build these
+//! stacks in one line.
 
 mod connector;
-pub(crate) mod frames;
 mod io;
 mod per_address;
 mod resolver;
@@ -27,8 +42,6 @@ mod resolver;
 mod tls;
 mod transport;
 
-#[cfg_attr(not(feature = "reqwest"), allow(unused_imports))]
-pub(crate) use self::connector::{addrs, default_port};
 pub use self::connector::{ConnectFuture, InspectTls, NoTls, TracingConnector};
 pub use self::io::TracedIo;
 pub use self::per_address::PerAddressConnector;

@@ -14,9 +14,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use super::connector::{addrs, default_port, ip_literal};
 use crate::binding::{self, DialCtx};
 use crate::error::{Canceled, SharedError};
+use crate::util::{default_port, ip_literal, ConnAddrs};
 
 /// A connector that dials each address of a name as its own attempt, the way Go's dialer and
 /// RFC 8305 (Happy Eyeballs) do, so that a [`TracingConnector`](crate::TracingConnector) above it
@@ -34,7 +34,7 @@ use crate::error::{Canceled, SharedError};
 /// settings (nodelay, keepalive, local address, connect timeout, `enforce_http`...) apply.
 ///
 /// ```
-/// use httptrace::{PerAddressConnector, TracingConnector};
+/// use httptrace::{connect::PerAddressConnector, TracingConnector};
 /// use hyper_util::client::legacy::connect::{dns::GaiResolver, HttpConnector};
 ///
 /// let mut http = HttpConnector::new();
@@ -62,7 +62,7 @@ impl<R> PerAddressConnector<R> {
     /// How long an attempt runs alone before the next address is tried too. Default: 300 ms.
     ///
     /// ```
-    /// # use httptrace::PerAddressConnector;
+    /// # use httptrace::connect::PerAddressConnector;
     /// # use hyper_util::client::legacy::connect::{dns::GaiResolver, HttpConnector};
     /// let c = PerAddressConnector::new(HttpConnector::new(), GaiResolver::new())
     ///     .happy_eyeballs_delay(std::time::Duration::from_millis(250));
@@ -260,7 +260,7 @@ impl Attempt {
         self.done = true;
         if let Some(dial) = &self.dial {
             let report = match &res {
-                Ok(io) => Ok(addrs(io)),
+                Ok(io) => Ok(ConnAddrs::of(io)),
                 Err(e) => Err(e.clone()),
             };
             dial.attempt_done(self.addr, report);

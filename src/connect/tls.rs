@@ -18,7 +18,7 @@ use crate::event::TlsState;
 /// `rustls::ClientConnection`.
 ///
 /// ```
-/// use httptrace::{Rustls, TracingConnector};
+/// use httptrace::{connect::Rustls, TracingConnector};
 /// # fn doc(https: hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>) {
 /// let connector = TracingConnector::with_inspector(https, Rustls);
 /// # drop(connector);

@@ -8,11 +8,11 @@ use hyper_util::client::legacy::connect::Connection;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::connector::addrs;
 use crate::binding::{self, DialCtx};
+use crate::util::ConnAddrs;
 
 /// Wraps the transport connector under a TLS connector (e.g. the `HttpConnector` or
-/// [`PerAddressConnector`](crate::PerAddressConnector) inside hyper-rustls' `HttpsConnector`),
+/// [`PerAddressConnector`](crate::connect::PerAddressConnector) inside hyper-rustls' `HttpsConnector`),
 /// so that a [`TracingConnector`](crate::TracingConnector) above the TLS connector can tell the
 /// TCP connect from the TLS handshake: when the transport connects, it reports `ConnectDone`
 /// and, for an `https` destination, `TLSHandshakeStart`.
@@ -21,7 +21,7 @@ use crate::binding::{self, DialCtx};
 /// `TracingConnector`.
 ///
 /// ```
-/// use httptrace::{PerAddressConnector, TracingTransport};
+/// use httptrace::connect::{PerAddressConnector, TracingTransport};
 /// use hyper_util::client::legacy::connect::{dns::GaiResolver, HttpConnector};
 ///
 /// let transport = TracingTransport::new(PerAddressConnector::new(HttpConnector::new(), GaiResolver::new()));
@@ -130,7 +130,7 @@ where
         guard.finished = true;
         // a failure goes up unchanged: the outer connector reports it as the client sees it
         if let Ok(io) = &result {
-            let addrs = guard.dial.conn_addrs().unwrap_or_else(|| addrs(io));
+            let addrs = guard.dial.conn_addrs().unwrap_or_else(|| ConnAddrs::of(io));
             guard.dial.transport_done(Ok(addrs));
             if let Some(name) = guard.tls_name.take() {
                 guard.dial.tls_start(name);

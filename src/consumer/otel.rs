@@ -336,7 +336,7 @@ impl OtelHooks {
     }
 
     fn start(&self, st: &mut Req, info: &crate::event::GetConnInfo) {
-        let port = i64::from(crate::connect::default_port(&info.uri));
+        let port = i64::from(crate::util::default_port(&info.uri));
         let host = info.uri.host().unwrap_or("").to_owned();
         st.start = Some(info.at);
         st.attrs = vec![

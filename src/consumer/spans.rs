@@ -149,7 +149,7 @@ impl TracingHooks {
     }
 
     fn open(&self, st: &mut State, info: &GetConnInfo) {
-        let port = crate::connect::default_port(&info.uri);
+        let port = crate::util::default_port(&info.uri);
         let span = at_level!(
             self.level,
             span!(

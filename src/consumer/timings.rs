@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::binding::Recorded;
 use crate::event::{Event, Hooks};
 use crate::trace::ClientTrace;
 
@@ -23,7 +24,7 @@ use crate::trace::ClientTrace;
 /// dial that hyper-util started for this request when an idle connection then served it. On
 /// HTTP/2 the phases that need the wire (`server_processing`, `content_transfer`,
 /// `starttransfer`) are there when the request's stream is known (a layer that traces every
-/// request, as `record_timings` does; see the crate docs, "HTTP/2"), and `None` otherwise.
+/// request, as `record_timings` does; see [HTTP/2](crate::TraceLayer#http2)), and `None` otherwise.
 ///
 /// ```no_run
 /// # async fn doc(svc: impl tower::Service<http::Request<http_body_util::Empty<bytes::Bytes>>, Response = http::Response<httptrace::ResponseBody<hyper::body::Incoming>>, Error = hyper_util::client::legacy::Error>) {
@@ -253,15 +254,17 @@ impl Timings {
     }
 
     /// Empty timings for a request that starts at `start` (none of its events is earlier).
+    #[cfg(test)]
     pub(crate) fn starting_at(start: Instant) -> Self {
         Self {
             marks: Arc::new(Recording::starting_at(start)),
         }
     }
 
-    /// Notes `event` (the layer's own `Timings`, written by their request directly).
-    pub(crate) fn record(&self, event: &Event) {
-        self.marks.record(event)
+    /// What the layer records for a request that starts at `start`, filled by the request
+    /// itself and put in its response as `Timings`.
+    pub(crate) fn recorded_from(start: Instant) -> Arc<dyn Recorded> {
+        Arc::new(Recording::starting_at(start))
     }
 
     /// The request ended: the body was read to its end, or the request failed.
@@ -377,6 +380,16 @@ impl Hooks for Recording {
     }
 }
 
+impl Recorded for Recording {
+    fn record(&self, event: &Event) {
+        Recording::record(self, event)
+    }
+
+    fn insert_into(self: Arc<Self>, extensions: &mut http::Extensions) {
+        extensions.insert(Timings { marks: self });
+    }
+}
+
 impl fmt::Debug for Timings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timings")
@@ -484,7 +497,7 @@ mod tests {
                 connect(t0 + ms(5), true, Some(5)),
                 got_conn(t0 + ms(6), served_by, reused),
             ] {
-                timings.record(&event);
+                crate::Hooks::on_event(&timings, &event);
             }
             timings
         };

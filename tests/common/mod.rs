@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use httptrace::{
-    ClientTrace, Event, GotConnInfo, RequestBody, ResponseBody, Trace, TraceLayer,
+    event::GotConnInfo, ClientTrace, Event, RequestBody, ResponseBody, Trace, TraceLayer,
     TracingConnector, TracingResolver,
 };
 use hyper::body::Incoming;
@@ -359,7 +359,7 @@ pub fn causes<'a>(
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref());
         let shared = e
-            .downcast_ref::<httptrace::SharedError>()
+            .downcast_ref::<httptrace::error::SharedError>()
             .map(|s| s.get_ref());
         cur = match io.or(shared) {
             Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),

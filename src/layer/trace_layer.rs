@@ -7,7 +7,8 @@ use super::service::Trace;
 use crate::trace::ClientTrace;
 
 /// A tower [`Layer`] that traces the requests of a client service: hyper-util's legacy
-/// `Client`, or any `Service<http::Request<B>>`.
+/// `Client`, or any `Service<http::Request<B>>` (and `reqwest::Client` with the `reqwest`
+/// feature).
 ///
 /// The inner service receives requests whose body is a [`RequestBody<B>`](crate::RequestBody):
 /// build hyper-util's client for that body type. Responses come back with a
@@ -31,6 +32,37 @@ use crate::trace::ClientTrace;
 /// # drop(svc);
 /// # }
 /// ```
+///
+/// # HTTP/2
+///
+/// One HTTP/2 connection carries many requests at once, and one write can hold several
+/// requests' frames, so a request is not bound by "whose bytes are these" as on HTTP/1.
+///
+/// - **The connection** of each traced request is exact: hyper-util tells it (its
+///   `CaptureConnection`, which the layer puts in the request; see
+///   [`http2_streams`](TraceLayer::http2_streams)), and `GotConn` fires on hyper's HTTP/2 task
+///   at the instant it opens the request's stream.
+/// - **The stream** is known when every stream of the connection belongs to a traced request:
+///   hyper opens streams one at a time with ids 1, 3, 5..., so the k-th request it opens is
+///   stream 2k-1. That holds when the layer traces every request (a
+///   [`default_trace`](TraceLayer::default_trace), a [`trace_factory`](TraceLayer::trace_factory)
+///   or [`record_timings`](TraceLayer::record_timings)) and every request of the client goes
+///   through it. Then the frames' 9-byte headers, read above TLS, give the request its
+///   `WroteHeaders`, `WroteRequest`, `GotFirstResponseByte` and `StreamReset`, at the instants
+///   they cross the wire. Otherwise `GotConn` has no stream id and is marked
+///   [`Derived::Http2Untraced`](crate::event::Derived::Http2Untraced), and the per-stream
+///   events are not emitted. The same once a traced request carries the caller's own
+///   hyper-util `CaptureConnection` (hyper-util keeps one per request, and the caller's
+///   stays). A stream that no request registered (one sent on the client around the layer)
+///   stops the mapping as soon as it shows on the wire, rather than risk a wrong one; it can't
+///   be seen if hyper opened it right before a traced request's stream and hasn't written it
+///   yet: every request of the client must go through the layer.
+/// - **The connection's life** needs no mapping: `Http2Ready` (the server's settings),
+///   `GoAway`, `ConnectionClosed` (with the number of streams), also to
+///   [`TracingConnector::observe_connections`](crate::TracingConnector::observe_connections).
+/// - With ALPN, hyper-util can't know a connection will be shared before it is made, so
+///   concurrent first requests each dial (the extra connections go to the pool); with
+///   `http2_only`, one dials and the others wait: their `GotConn` says `waited_for_connect`.
 #[derive(Clone)]
 pub struct TraceLayer {
     pub(crate) default_trace: Option<ClientTrace>,
@@ -62,7 +94,8 @@ impl TraceLayer {
     }
 
     /// A trace for every request of this client, run after the request's own (like OkHttp's
-    /// client-wide `EventListener`). Default: none.
+    /// client-wide `EventListener`); its hooks tell the requests apart with
+    /// [`on_request_event`](crate::Hooks::on_request_event). Default: none.
     ///
     /// ```
     /// use httptrace::{Recorder, TraceLayer};
@@ -112,8 +145,8 @@ impl TraceLayer {
     }
 
     /// Ask hyper-util which connection each traced request gets (its `CaptureConnection`), so
-    /// that a request on an HTTP/2 connection is bound to it and to its stream (see the crate
-    /// docs, "HTTP/2"). It costs 4 heap allocations per traced request (hyper-util's channel,
+    /// that a request on an HTTP/2 connection is bound to it and to its stream (see
+    /// [HTTP/2](TraceLayer#http2)). It costs 4 heap allocations per traced request (hyper-util's channel,
     /// the request extension and the copy of the connection's metadata it keeps); `false` saves
     /// them in a client that never speaks HTTP/2, whose requests are bound without it. A request
     /// on an HTTP/2 connection then reports neither `GotConn` nor wire events; and since it may

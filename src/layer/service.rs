@@ -1,17 +1,19 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use http::{Request, Response};
 use tower_service::Service;
 
 use super::body::{RequestBody, ResponseBody};
-use super::future::ResponseFuture;
+use super::future::{Pending, ResponseFuture};
 use super::informational::UserInformational;
-use super::layer::TraceLayer;
+use super::trace_layer::TraceLayer;
 use hyper_util::client::legacy::connect::CaptureConnection;
 
 use crate::binding::{self, RequestCtx, RequestFacts};
+use crate::consumer::timings::Timings;
 use crate::event::{Event, GetConnInfo};
 use crate::trace::ClientTrace;
 
@@ -72,7 +74,7 @@ impl TraceLayer {
         if !self.record_timings {
             return (trace, false);
         }
-        // the request fills its `Timings` itself, after the hooks (binding.rs): no hook to call
+        // the request fills its `Timings` itself, after the hooks (binding::request): no hook to call
         (Some(trace.unwrap_or_else(ClientTrace::empty)), true)
     }
 
@@ -154,7 +156,8 @@ where
                     user.call(res.status(), res.version(), res.headers())
                 });
             }
-            return ResponseFuture::untraced(self.inner.call(req.map(RequestBody::untraced)));
+            let inner = self.inner.call(req.map(RequestBody::untraced));
+            return ResponseFuture::new(inner, Pending::untraced());
         };
 
         let declared: Option<u64> = req
@@ -165,12 +168,14 @@ where
         // what the caller left in the extensions (most requests: nothing) must survive the
         // values httptrace puts there
         let caller_extensions = !req.extensions().is_empty();
+        let start = Instant::now();
         let facts = RequestFacts {
+            start,
             capture: match self.layer.http2_streams {
                 true => {
                     let capture = capture_connection(&mut req, caller_extensions);
                     if capture.is_none() {
-                        // this request's HTTP/2 stream will go uncounted (binding.rs, 6)
+                        // this request's HTTP/2 stream will go uncounted (binding, invariant 6)
                         self.layer
                             .uncounted
                             .store(true, std::sync::atomic::Ordering::Release);
@@ -185,8 +190,8 @@ where
             all_traced: self.layer.traces_all(),
             uncounted: Some(self.layer.uncounted.clone()),
             opens_no_stream: refused_before_stream(&req),
-            record_timings,
-            req_close: !super::keeps_alive(req.version(), req.headers()),
+            recorded: record_timings.then(|| Timings::recorded_from(start)),
+            req_close: !crate::util::keeps_alive(req.version(), req.headers()),
         };
         let informational = trace.wants_informational() || user_1xx.is_some();
         let ctx = RequestCtx::with_facts(trace, facts);
@@ -204,7 +209,8 @@ where
             install_informational(&mut req, &ctx, user_1xx, caller_extensions);
         }
         let req = req.map(|b| RequestBody::traced(b, ctx.clone(), declared));
-        ResponseFuture::call_traced(ctx, || self.inner.call(req))
+        let (inner, traced) = Pending::call(ctx, || self.inner.call(req));
+        ResponseFuture::new(inner, traced)
     }
 }
 
@@ -261,7 +267,7 @@ fn insert_unless_callers<B, R>(
 }
 
 /// hyper-util's `CaptureConnection` for the request: which connection it gets, on HTTP/2 how
-/// its stream is found (binding.rs, 6). A capture the caller put there stays, and this
+/// its stream is found (binding, invariant 6). A capture the caller put there stays, and this
 /// request's HTTP/2 stream is then not found.
 fn capture_connection<B>(req: &mut Request<B>, caller: bool) -> Option<CaptureConnection> {
     insert_unless_callers(
@@ -292,22 +298,9 @@ fn install_informational<B>(
     });
 }
 
-pub(crate) fn host_port(uri: &http::Uri) -> String {
-    let host = uri.host().unwrap_or("");
-    let port = crate::connect::default_port(uri);
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(host.len() + 8);
-    let _ = if host.contains(':') && !host.starts_with('[') {
-        write!(s, "[{host}]:{port}")
-    } else {
-        write!(s, "{host}:{port}")
-    };
-    s
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{host_port, refused_before_stream};
+    use super::refused_before_stream;
 
     #[test]
     fn connect_with_a_body_opens_no_stream_as_hyper_reads_it() {
@@ -330,23 +323,5 @@ mod tests {
         assert!(!refused_before_stream(&req("CONNECT", &["0"], "hello")));
         assert!(!refused_before_stream(&req("CONNECT", &[], "")));
         assert!(!refused_before_stream(&req("POST", &["5"], "hello")));
-    }
-
-    #[test]
-    fn host_port_defaults_and_literals() {
-        assert_eq!(
-            host_port(&"http://example.test/".parse().unwrap()),
-            "example.test:80"
-        );
-        assert_eq!(
-            host_port(&"https://example.test/".parse().unwrap()),
-            "example.test:443"
-        );
-        assert_eq!(
-            host_port(&"http://127.0.0.1:8080/x".parse().unwrap()),
-            "127.0.0.1:8080"
-        );
-        assert_eq!(host_port(&"http://[::1]:81/".parse().unwrap()), "[::1]:81");
-        assert_eq!(host_port(&"/relative".parse().unwrap()), ":80");
     }
 }

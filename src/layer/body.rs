@@ -16,8 +16,9 @@ pin_project! {
     /// unchanged on the wire (`size_hint` and `is_end_stream` are forwarded, so hyper keeps its
     /// framing).
     ///
-    /// It also tells the connection which request it is about to write (see the binding rules in
-    /// the crate docs), so build hyper-util's client for `RequestBody<B>`.
+    /// It also tells the connection which request it is about to write: hyper asks it
+    /// `is_end_stream()` on the connection's task right before it writes the request, so build
+    /// hyper-util's client for `RequestBody<B>`.
     ///
     /// ```
     /// use http_body::Body;
@@ -115,7 +116,7 @@ impl<B: Body> Body for RequestBody<B> {
     fn is_end_stream(&self) -> bool {
         let eos = self.inner.is_end_stream();
         // hyper's dispatcher asks this first, on the connection's task, right before it writes
-        // the request head: the moment to hand the request to the connection (binding.rs, 4).
+        // the request head: the moment to hand the request to the connection (binding, invariant 4).
         // ... and not a layer between httptrace and the client, on the request's own task
         if !self.handed_off.load(Ordering::Relaxed)
             && !binding::in_request_task()

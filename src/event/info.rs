@@ -1,10 +1,6 @@
-//! The events, one info struct each.
-//!
-//! Every info carries `at`, the [`Instant`] at which the event happened on the wire or in the
-//! client, which can be earlier than the moment a hook receives it (an event observed on the
-//! connection's task can be delivered later, on the request's).
+//! What each event tells: one info struct per event, and the values they carry.
 
-use std::error::Error as StdError;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -38,7 +34,7 @@ impl GetConnInfo {
     /// }
     /// ```
     pub fn host_port(&self) -> String {
-        crate::request::host_port(&self.uri)
+        crate::util::host_port(&self.uri)
     }
 }
 
@@ -60,7 +56,7 @@ pub struct DnsDoneInfo {
     pub at: Instant,
     /// The addresses found, in the resolver's order (empty on error).
     pub addrs: Vec<IpAddr>,
-    /// The resolver's error, or [`Canceled`](crate::Canceled) if the lookup was dropped.
+    /// The resolver's error, or [`Canceled`](crate::error::Canceled) if the lookup was dropped.
     pub error: Option<SharedError>,
 }
 
@@ -91,7 +87,7 @@ pub struct ConnectDoneInfo {
     pub local_addr: Option<SocketAddr>,
     /// The id of the new connection, as [`GotConnInfo::conn_id`] will name it.
     pub conn_id: Option<u64>,
-    /// The connector's error, or [`Canceled`](crate::Canceled) if the connect was dropped.
+    /// The connector's error, or [`Canceled`](crate::error::Canceled) if the connect was dropped.
     pub error: Option<SharedError>,
 }
 
@@ -132,7 +128,7 @@ pub struct TlsHandshakeDoneInfo {
     /// What was negotiated, when the handshake succeeded and the TLS stack tells it.
     pub state: Option<TlsState>,
     /// The handshake's error (untrusted certificate, name mismatch...), or
-    /// [`Canceled`](crate::Canceled) if it was dropped.
+    /// [`Canceled`](crate::error::Canceled) if it was dropped.
     pub error: Option<SharedError>,
 }
 
@@ -158,9 +154,56 @@ pub struct GotConnInfo {
     /// On an HTTP/2 connection: the stream that carries the request, and the connection's state
     /// when it was opened. `None` on HTTP/1.
     pub http2: Option<Http2Stream>,
-    /// `None` when every field is exact; else what the event was derived from (its `at` and the
-    /// fields it names), e.g. for reqwest, whose pool is private.
-    pub derived: Option<&'static str>,
+    /// `None` when every field is exact; else what the event was derived from, and so which
+    /// fields are approximate (e.g. through reqwest, whose pool is private).
+    pub derived: Option<Derived>,
+}
+
+/// What a [`GotConnInfo`] was derived from, where httptrace could not observe the connection
+/// being taken: which of its fields are approximate. Its `Display` says it in a sentence.
+///
+/// ```
+/// use httptrace::event::Derived;
+///
+/// assert!(Derived::Reqwest.to_string().starts_with("reqwest"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Derived {
+    /// An HTTP/2 connection that also carries untraced requests: the stream id is unknown, and
+    /// `reused` and `streams_in_flight` count the streams seen on the wire and those of traced
+    /// requests (an untraced stream not yet written is missed).
+    Http2Untraced,
+    /// reqwest, whose pool is private: the connection is the one the response's `HttpInfo`
+    /// names; `reused`/`was_idle` mean "not made by this request's own connect"; `idle_time`
+    /// is unknown (zero); `at` is the end of that connect, or else the request's start.
+    Reqwest,
+    /// reqwest over HTTP/2: as [`Derived::Reqwest`], and the stream id, the streams in flight
+    /// and whether it waited for a connect are unknown (`None`, 0, `false`).
+    ReqwestHttp2,
+}
+
+impl fmt::Display for Derived {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Derived::Http2Untraced => {
+                "HTTP/2 with untraced requests: `reused` and `streams_in_flight` count the \
+                 streams on the wire and those of traced requests (an untraced stream not yet \
+                 written is missed)"
+            }
+            Derived::Reqwest => {
+                "reqwest: the connection from the response's HttpInfo; `reused`/`was_idle` mean \
+                 \"not made by this request's connect\"; `idle_time` is unknown (zero); `at` is \
+                 the connect's end or the request's start"
+            }
+            Derived::ReqwestHttp2 => {
+                "reqwest, HTTP/2: the connection from the response's HttpInfo; `reused` means \
+                 \"not made by this request's connect\"; `at` is the connect's end or the \
+                 request's start; the stream id, streams in flight and waiting are unknown \
+                 (None, 0, false)"
+            }
+        })
+    }
 }
 
 /// The HTTP/2 side of [`GotConnInfo`]: the request's stream and its connection at that moment.
@@ -168,7 +211,7 @@ pub struct GotConnInfo {
 #[non_exhaustive]
 pub struct Http2Stream {
     /// The stream's id, when it is known exactly: when every request on the connection is traced
-    /// (see the crate docs, "HTTP/2"). Otherwise `None`, and the request gets no wire events of
+    /// (see [HTTP/2](crate::TraceLayer#http2)). Otherwise `None`, and the request gets no wire events of
     /// its own (`WroteHeaders`, `WroteRequest`, `GotFirstResponseByte`). If a stream nobody
     /// registered shows on the wire later, the mapping stops: a request named before then gets
     /// no more wire events, rather than risk wrong ones.
@@ -302,7 +345,7 @@ pub struct ResponseBodyDoneInfo {
     pub at: Instant,
     /// The body bytes the caller received.
     pub bytes: u64,
-    /// The body's error, or [`Canceled`](crate::Canceled) if it was dropped before its end.
+    /// The body's error, or [`Canceled`](crate::error::Canceled) if it was dropped before its end.
     pub error: Option<SharedError>,
 }
 
@@ -338,7 +381,7 @@ pub struct PutIdleConnInfo {
 pub struct RequestFailedInfo {
     /// When it happened.
     pub at: Instant,
-    /// The error (a [`RequestError`](crate::RequestError)).
+    /// The error (a [`RequestError`](crate::error::RequestError)).
     pub error: SharedError,
 }
 
@@ -348,7 +391,7 @@ pub struct RequestFailedInfo {
 pub struct RequestCanceledInfo {
     /// When it happened.
     pub at: Instant,
-    /// A [`Canceled`](crate::Canceled).
+    /// A [`Canceled`](crate::error::Canceled).
     pub error: SharedError,
 }
 
@@ -369,151 +412,4 @@ pub struct ConnectionClosedInfo {
     pub lifetime: Duration,
     /// The I/O error that ended it, if any.
     pub error: Option<SharedError>,
-}
-
-macro_rules! events {
-    ($( $(#[$doc:meta])* $variant:ident($info:ident) => $method:ident, $name:literal, $err:ident; )*) => {
-        /// One event of a request's life, owned. See the [crate docs](crate#events) for when each
-        /// is called.
-        #[derive(Debug, Clone)]
-        #[non_exhaustive]
-        pub enum Event {
-            $( $(#[$doc])* $variant($info), )*
-        }
-
-        impl Event {
-            /// Go's hook name for Go's events (`"GetConn"`, `"DNSStart"`...), and httptrace's name
-            /// for the others (`"ResponseHeaders"`, `"ResponseBodyDone"`, `"RequestFailed"`,
-            /// `"RequestCanceled"`, `"ConnectionClosed"`, `"Redirect"`, `"Http2Ready"`, `"GoAway"`,
-            /// `"StreamReset"`).
-            ///
-            /// ```
-            /// use httptrace::Recorder;
-            /// let rec = Recorder::new();
-            /// let names: Vec<&str> = rec.events().iter().map(|e| e.name()).collect();
-            /// assert!(names.is_empty());
-            /// ```
-            pub fn name(&self) -> &'static str {
-                match self { $( Event::$variant(_) => $name, )* }
-            }
-
-            /// When it happened (not when it was delivered).
-            pub fn at(&self) -> Instant {
-                match self { $( Event::$variant(i) => i.at, )* }
-            }
-
-            /// The failure this event reports: `Some` exactly for the events that report one.
-            pub fn error(&self) -> Option<&(dyn StdError + Send + Sync + 'static)> {
-                match self { $( Event::$variant(i) => events!(@err i $err), )* }
-            }
-        }
-
-        /// The hooks of a [`ClientTrace`](crate::ClientTrace): one method per event, each a no-op
-        /// by default.
-        ///
-        /// Hooks run on whichever task observes the event (the request's, or the connection's
-        /// for events on the wire), one at a time and in order for a given request. They must
-        /// not block for long: a slow hook slows the connection it is called from.
-        ///
-        /// ```
-        /// use httptrace::{ClientTrace, GotConnInfo, Hooks};
-        ///
-        /// struct Reuse;
-        /// impl Hooks for Reuse {
-        ///     fn got_conn(&self, info: &GotConnInfo) {
-        ///         println!("connection {} reused: {}", info.conn_id, info.reused);
-        ///     }
-        /// }
-        /// let trace = ClientTrace::new(Reuse);
-        /// # drop(trace);
-        /// ```
-        pub trait Hooks: Send + Sync + 'static {
-            /// Called for every event; by default it calls the event's own method. Override it
-            /// to handle all events in one place (as [`Recorder`](crate::Recorder) does).
-            fn on_event(&self, event: &Event) {
-                match event { $( Event::$variant(i) => self.$method(i), )* }
-            }
-            $(
-                $(#[$doc])*
-                fn $method(&self, info: &$info) { let _ = info; }
-            )*
-        }
-    };
-    (@err $i:ident some) => { Some($i.error.get_ref()) };
-    (@err $i:ident opt) => { $i.error.as_ref().map(|e| e.get_ref()) };
-    (@err $i:ident none) => { { let _ = $i; None } };
-}
-
-events! {
-    /// `GetConn`: before a connection is taken from the pool or dialled.
-    GetConn(GetConnInfo) => get_conn, "GetConn", none;
-    /// `DNSStart`: a lookup starts (not for IP literals).
-    DnsStart(DnsStartInfo) => dns_start, "DNSStart", none;
-    /// `DNSDone`: the lookup ended.
-    DnsDone(DnsDoneInfo) => dns_done, "DNSDone", opt;
-    /// `ConnectStart`: a connect starts.
-    ConnectStart(ConnectStartInfo) => connect_start, "ConnectStart", none;
-    /// `ConnectDone`: the connect ended.
-    ConnectDone(ConnectDoneInfo) => connect_done, "ConnectDone", opt;
-    /// `TLSHandshakeStart`: a TLS handshake starts.
-    TlsHandshakeStart(TlsHandshakeStartInfo) => tls_handshake_start, "TLSHandshakeStart", none;
-    /// `TLSHandshakeDone`: the TLS handshake ended.
-    TlsHandshakeDone(TlsHandshakeDoneInfo) => tls_handshake_done, "TLSHandshakeDone", opt;
-    /// `GotConn`: the request got its connection.
-    GotConn(GotConnInfo) => got_conn, "GotConn", none;
-    /// `WroteHeaders`: the request headers are written.
-    WroteHeaders(WroteHeadersInfo) => wrote_headers, "WroteHeaders", none;
-    /// `WroteRequest`: the whole request is written (or writing failed).
-    WroteRequest(WroteRequestInfo) => wrote_request, "WroteRequest", opt;
-    /// `Got100Continue`: the server said `100 Continue`.
-    Got100Continue(Got100ContinueInfo) => got_100_continue, "Got100Continue", none;
-    /// `Got1xxResponse`: an informational response.
-    Got1xxResponse(Got1xxResponseInfo) => got_1xx_response, "Got1xxResponse", none;
-    /// `GotFirstResponseByte`: the first response byte was read.
-    GotFirstResponseByte(GotFirstResponseByteInfo) => got_first_response_byte, "GotFirstResponseByte", none;
-    /// `ResponseHeaders`: the response head reached the caller.
-    ResponseHeaders(ResponseHeadersInfo) => response_headers, "ResponseHeaders", none;
-    /// `ResponseBodyDone`: the response body ended, failed or was dropped.
-    ResponseBodyDone(ResponseBodyDoneInfo) => response_body_done, "ResponseBodyDone", opt;
-    /// `Redirect`: a redirect is followed.
-    Redirect(RedirectInfo) => redirect, "Redirect", none;
-    /// `PutIdleConn`: the connection went back to the idle pool.
-    PutIdleConn(PutIdleConnInfo) => put_idle_conn, "PutIdleConn", none;
-    /// `RequestFailed`: the client returned an error.
-    RequestFailed(RequestFailedInfo) => request_failed, "RequestFailed", some;
-    /// `RequestCanceled`: the response future was dropped before it completed.
-    RequestCanceled(RequestCanceledInfo) => request_canceled, "RequestCanceled", some;
-    /// `ConnectionClosed`: the connection that served the request closed.
-    ConnectionClosed(ConnectionClosedInfo) => connection_closed, "ConnectionClosed", opt;
-    /// `Http2Ready`: an HTTP/2 connection exchanged its preface and settings.
-    Http2Ready(Http2ReadyInfo) => http2_ready, "Http2Ready", none;
-    /// `GoAway`: the server sent `GOAWAY` on the request's HTTP/2 connection.
-    GoAway(GoAwayInfo) => go_away, "GoAway", none;
-    /// `StreamReset`: the request's HTTP/2 stream was reset.
-    StreamReset(StreamResetInfo) => stream_reset, "StreamReset", none;
-}
-
-impl Event {
-    /// Whether Go's `httptrace.ClientTrace` has this event.
-    ///
-    /// ```
-    /// # use httptrace::Recorder;
-    /// # let rec = Recorder::new();
-    /// let go_names: Vec<&str> = rec.events().iter().filter(|e| e.is_go()).map(|e| e.name()).collect();
-    /// # assert!(go_names.is_empty());
-    /// ```
-    pub fn is_go(&self) -> bool {
-        !matches!(
-            self,
-            Event::ResponseHeaders(_)
-                | Event::ResponseBodyDone(_)
-                | Event::Redirect(_)
-                | Event::RequestFailed(_)
-                | Event::RequestCanceled(_)
-                | Event::ConnectionClosed(_)
-                | Event::Http2Ready(_)
-                | Event::GoAway(_)
-                | Event::StreamReset(_)
-        )
-    }
 }

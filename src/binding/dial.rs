@@ -1,0 +1,408 @@
+//! The dial of one connection (invariants 3 and 5): the lookup, the connect or its per-address
+//! attempts, and the TLS handshake, reported to the request whose task called the connector,
+//! each Start closed by exactly one Done whichever layer of the connector stack sees the end.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::request::RequestCtx;
+use crate::error::{Canceled, SharedError};
+use crate::event::*;
+use crate::util::ConnAddrs;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A new connection id, unique in the process.
+pub(crate) fn next_conn_id() -> u64 {
+    NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One traced connector call: the dial of one connection, shared by the layers of a connector
+/// stack (the outer [`TracingConnector`](crate::TracingConnector), a transport under TLS, a
+/// per-address dialer, the resolver).
+#[derive(Debug)]
+pub(crate) struct DialCtx {
+    pub(crate) req: Arc<RequestCtx>,
+    /// The id the connection will have, if this dial makes one.
+    pub(crate) conn_id: u64,
+    call_at: Instant,
+    /// The port dialled, when the connector's request tells it.
+    port: Option<u16>,
+    state: Mutex<DialState>,
+}
+
+#[derive(Debug, Default)]
+struct DialState {
+    connect_started: bool,
+    connect_done: bool,
+    dns_failed: bool,
+    /// A per-address dialer reports each attempt: no connect-wide Start/Done.
+    attempts: bool,
+    /// The address the connect-wide ConnectStart named.
+    addr: Option<SocketAddr>,
+    /// The addresses of the connection made, once a layer read them.
+    conn_addrs: Option<ConnAddrs>,
+    server_name: Option<String>,
+    tls_started: bool,
+    tls_done: bool,
+}
+
+/// The result of a connect, as its Done reports it.
+pub(crate) type DialResult = Result<ConnAddrs, SharedError>;
+
+impl DialCtx {
+    pub(crate) fn new(req: Arc<RequestCtx>, port: Option<u16>) -> Arc<Self> {
+        Arc::new(Self {
+            req,
+            conn_id: next_conn_id(),
+            call_at: Instant::now(),
+            port,
+            state: Mutex::new(DialState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DialState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The request that dials.
+    pub(crate) fn request_id(&self) -> RequestId {
+        self.req.id()
+    }
+
+    /// A per-address dialer takes over the connect events (one Start/Done per attempt).
+    pub(crate) fn use_attempts(&self) {
+        self.lock().attempts = true;
+    }
+
+    /// A per-address dialer reports this dial (and its lookup).
+    pub(crate) fn uses_attempts(&self) -> bool {
+        self.lock().attempts
+    }
+
+    /// ConnectStart, right away: the address is known without a lookup.
+    pub(crate) fn connect_start(&self, addr: Option<SocketAddr>) {
+        let mut st = self.lock();
+        if !st.connect_started && !st.attempts {
+            st.connect_started = true;
+            st.addr = addr;
+            drop(st);
+            self.req.emit(Event::ConnectStart(ConnectStartInfo {
+                at: Instant::now(),
+                network: "tcp",
+                addr,
+            }));
+        }
+    }
+
+    pub(crate) fn dns_start(&self, host: &str) {
+        self.req.emit(Event::DnsStart(DnsStartInfo {
+            at: Instant::now(),
+            host: host.to_owned(),
+        }));
+    }
+
+    /// DNSDone; on success the connect starts right after it.
+    pub(crate) fn dns_done(&self, result: Result<Vec<SocketAddr>, SharedError>) {
+        let at = Instant::now();
+        let mut st = self.lock();
+        match result {
+            Ok(addrs) => {
+                let start = !st.connect_started && !st.attempts;
+                st.connect_started |= start;
+                let addr = match (addrs.as_slice(), self.port) {
+                    ([only], Some(port)) => Some(SocketAddr::new(only.ip(), port)),
+                    _ => None,
+                };
+                if start {
+                    st.addr = addr;
+                }
+                drop(st);
+                let addrs = addrs.iter().map(SocketAddr::ip).collect();
+                self.req.emit(Event::DnsDone(DnsDoneInfo {
+                    at,
+                    addrs,
+                    error: None,
+                }));
+                if start {
+                    self.req.emit(Event::ConnectStart(ConnectStartInfo {
+                        at,
+                        network: "tcp",
+                        addr,
+                    }));
+                }
+            }
+            Err(error) => {
+                st.dns_failed = true;
+                drop(st);
+                self.req.emit(Event::DnsDone(DnsDoneInfo {
+                    at,
+                    addrs: Vec::new(),
+                    error: Some(error),
+                }));
+            }
+        }
+    }
+
+    /// ConnectStart of one address attempt.
+    pub(crate) fn attempt_start(&self, addr: SocketAddr) {
+        self.req.emit(Event::ConnectStart(ConnectStartInfo {
+            at: Instant::now(),
+            network: "tcp",
+            addr: Some(addr),
+        }));
+    }
+
+    /// The addresses of the connection made, if a layer already read them (each read costs two
+    /// system calls).
+    pub(crate) fn conn_addrs(&self) -> Option<ConnAddrs> {
+        self.lock().conn_addrs
+    }
+
+    fn note_addrs(&self, result: &DialResult) {
+        if let Ok(addrs) = result {
+            self.lock().conn_addrs = Some(*addrs);
+        }
+    }
+
+    /// ConnectDone of one address attempt; a success names the connection.
+    pub(crate) fn attempt_done(&self, addr: SocketAddr, result: DialResult) {
+        self.note_addrs(&result);
+        self.req
+            .emit(Event::ConnectDone(self.done_info(Some(addr), result)));
+    }
+
+    fn done_info(&self, dialled: Option<SocketAddr>, result: DialResult) -> ConnectDoneInfo {
+        let at = Instant::now();
+        match result {
+            Ok(addrs) => ConnectDoneInfo {
+                at,
+                network: "tcp",
+                addr: addrs.remote.or(dialled),
+                local_addr: addrs.local,
+                conn_id: Some(self.conn_id),
+                error: None,
+            },
+            Err(error) => ConnectDoneInfo {
+                at,
+                network: "tcp",
+                addr: dialled,
+                local_addr: None,
+                conn_id: None,
+                error: Some(error),
+            },
+        }
+    }
+
+    /// The transport (TCP) connect finished: ConnectDone, preceded by ConnectStart if nothing
+    /// started it. Nothing after a failed lookup (there was no connect, as in Go), nor when a
+    /// per-address dialer reported the attempts. Only the first call counts.
+    pub(crate) fn transport_done(&self, result: DialResult) {
+        self.note_addrs(&result);
+        let mut st = self.lock();
+        if st.connect_done {
+            return;
+        }
+        st.connect_done = true;
+        if st.attempts || (st.dns_failed && result.is_err()) {
+            return;
+        }
+        let start = !st.connect_started;
+        st.connect_started = true;
+        let dialled = st.addr;
+        drop(st);
+        if start {
+            self.req.emit(Event::ConnectStart(ConnectStartInfo {
+                at: self.call_at,
+                network: "tcp",
+                addr: None,
+            }));
+        }
+        self.req
+            .emit(Event::ConnectDone(self.done_info(dialled, result)));
+    }
+
+    /// The TLS handshake starts (a transport under a TLS connector connected).
+    pub(crate) fn tls_start(&self, server_name: Option<String>) {
+        let mut st = self.lock();
+        if st.tls_started {
+            return;
+        }
+        st.tls_started = true;
+        st.server_name = server_name.clone();
+        drop(st);
+        self.req
+            .emit(Event::TlsHandshakeStart(TlsHandshakeStartInfo {
+                at: Instant::now(),
+                server_name,
+            }));
+    }
+
+    /// The whole connector finished: closes what is still open (the connect, if no transport
+    /// reported it; the TLS handshake, if one started).
+    pub(crate) fn finish(&self, result: Result<Option<TlsState>, SharedError>, addrs: DialResult) {
+        let st = self.lock();
+        let connect_done = st.connect_done;
+        let tls_open = st.tls_started && !st.tls_done;
+        let server_name = st.server_name.clone();
+        drop(st);
+        if !connect_done {
+            self.transport_done(addrs);
+            return;
+        }
+        if tls_open {
+            self.lock().tls_done = true;
+            let (state, error) = match result {
+                Ok(state) => (
+                    state.map(|mut s| {
+                        s.server_name = s.server_name.or(server_name);
+                        s
+                    }),
+                    None,
+                ),
+                Err(e) => (None, Some(e)),
+            };
+            self.req.emit(Event::TlsHandshakeDone(TlsHandshakeDoneInfo {
+                at: Instant::now(),
+                state,
+                error,
+            }));
+        }
+    }
+
+    /// The connector's future was dropped before it finished.
+    pub(crate) fn canceled(&self) {
+        let st = self.lock();
+        let open = (st.connect_started && !st.connect_done) || (st.tls_started && !st.tls_done);
+        drop(st);
+        if open {
+            let canceled = SharedError::new(Canceled::new("connect"));
+            self.finish(Err(canceled.clone()), Err(canceled));
+        }
+    }
+
+    /// A transport's future was dropped before it finished.
+    pub(crate) fn transport_canceled(&self) {
+        let st = self.lock();
+        let open = st.connect_started && !st.connect_done;
+        drop(st);
+        if open {
+            self.transport_done(Err(SharedError::new(Canceled::new("connect"))));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Recorder;
+
+    fn names(rec: &Recorder) -> Vec<&'static str> {
+        rec.names()
+    }
+
+    #[test]
+    fn dial_events_pair_up() {
+        let rec = Recorder::new();
+        let req = RequestCtx::new(rec.trace());
+        // a lookup, then a connect that is dropped
+        let dial = DialCtx::new(req.clone(), Some(80));
+        dial.dns_start("example.test");
+        dial.dns_done(Ok(vec!["127.0.0.1:0".parse().unwrap()]));
+        dial.canceled();
+        dial.canceled();
+        assert_eq!(
+            names(&rec),
+            ["DNSStart", "DNSDone", "ConnectStart", "ConnectDone"]
+        );
+        match &rec.events()[2] {
+            Event::ConnectStart(s) => assert_eq!(s.addr, Some("127.0.0.1:80".parse().unwrap())),
+            other => panic!("{other:?}"),
+        }
+        // a failed lookup: no connect at all, as in Go
+        rec.clear();
+        let dial = DialCtx::new(req, Some(80));
+        dial.dns_start("example.test");
+        dial.dns_done(Err(SharedError::new("nope")));
+        dial.finish(
+            Err(SharedError::new("dns error")),
+            Err(SharedError::new("dns error")),
+        );
+        dial.canceled();
+        assert_eq!(names(&rec), ["DNSStart", "DNSDone"]);
+    }
+
+    #[test]
+    fn attempts_transport_and_tls() {
+        let rec = Recorder::new();
+        let req = RequestCtx::new(rec.trace());
+        let dial = DialCtx::new(req, Some(443));
+        dial.use_attempts();
+        dial.connect_start(None); // ignored: the attempts tell
+        dial.dns_start("example.test");
+        dial.dns_done(Ok(vec![
+            "127.0.0.2:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+        ]));
+        let (dead, live) = (
+            "127.0.0.2:443".parse().unwrap(),
+            "127.0.0.1:443".parse().unwrap(),
+        );
+        let live_addrs = ConnAddrs {
+            remote: Some(live),
+            local: None,
+        };
+        dial.attempt_start(dead);
+        dial.attempt_done(dead, Err(SharedError::new("refused")));
+        dial.attempt_start(live);
+        dial.attempt_done(live, Ok(live_addrs));
+        dial.transport_done(Ok(live_addrs));
+        dial.tls_start(Some("example.test".into()));
+        dial.finish(Ok(None), Ok(live_addrs));
+        dial.canceled();
+        assert_eq!(
+            names(&rec),
+            [
+                "DNSStart",
+                "DNSDone",
+                "ConnectStart",
+                "ConnectDone",
+                "ConnectStart",
+                "ConnectDone",
+                "TLSHandshakeStart",
+                "TLSHandshakeDone"
+            ]
+        );
+        match &rec.events()[5] {
+            Event::ConnectDone(d) => {
+                assert_eq!(d.conn_id, Some(dial.conn_id));
+                assert_eq!(d.addr, Some(live));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_handshake_dropped_midway_is_done_once() {
+        let rec = Recorder::new();
+        let dial = DialCtx::new(RequestCtx::new(rec.trace()), Some(443));
+        dial.connect_start(Some("127.0.0.1:443".parse().unwrap()));
+        dial.transport_done(Ok(ConnAddrs::default()));
+        dial.tls_start(None);
+        dial.canceled();
+        dial.canceled();
+        assert_eq!(
+            names(&rec),
+            [
+                "ConnectStart",
+                "ConnectDone",
+                "TLSHandshakeStart",
+                "TLSHandshakeDone"
+            ]
+        );
+        let done = rec.events().pop().unwrap();
+        assert!(done.error().unwrap().downcast_ref::<Canceled>().is_some());
+    }
+}

@@ -1,0 +1,539 @@
+//! One traced request's state, and the delivery of its events (invariants 1 and 2).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use hyper_util::client::legacy::connect::CaptureConnection;
+
+use crate::error::{Canceled, SharedError};
+use crate::event::*;
+use crate::trace::ClientTrace;
+
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A value that a request fills from its own events, after its hooks and with no hook call,
+/// and that its response carries (the layer's `Timings`).
+pub(crate) trait Recorded: Send + Sync {
+    /// Notes one event of the request.
+    fn record(&self, event: &Event);
+    /// Puts the value in the response's extensions.
+    fn insert_into(self: Arc<Self>, extensions: &mut http::Extensions);
+}
+
+/// The state of one traced request.
+pub(crate) struct RequestCtx {
+    pub(super) id: RequestId,
+    trace: ClientTrace,
+    start: Instant,
+    /// The request body has been fully handed to hyper.
+    body_done: AtomicBool,
+    /// The request body's bytes still to come when its length is known (`u64::MAX`: unknown):
+    /// hyper stops polling a body once it has written that many. Kept here rather than in the
+    /// body, so that an untraced request's body adds 16 bytes to the request, not 32.
+    body_left: AtomicU64,
+    /// The connection reported EOF or an error while serving this request.
+    conn_broken: AtomicBool,
+    /// What tells, on hyper's side, which connection the request got (invariant 6).
+    pub(super) capture: Option<CaptureConnection>,
+    /// Every request of the layer that made this one is traced (invariant 6).
+    pub(super) all_traced: bool,
+    /// Set when a request of the same layer went without hyper-util's capture: read when the
+    /// stream opens, not when the request was made (it may open after that one).
+    pub(super) uncounted: Option<Arc<AtomicBool>>,
+    /// hyper refuses this request before opening an HTTP/2 stream for it (a `CONNECT` with a
+    /// body).
+    pub(super) opens_no_stream: bool,
+    /// What the layer records for this request and puts in its response.
+    recorded: Option<Arc<dyn Recorded>>,
+    /// The request asked to close its connection (`Connection: close`, HTTP/1.0).
+    req_close: bool,
+    /// The response body: its bytes so far, and `RESP_*` flags. Only the response body writes
+    /// them; they live here so that a response body (and a response future) adds one pointer.
+    resp_bytes: AtomicU64,
+    resp_flags: AtomicU8,
+    state: Mutex<ReqState>,
+}
+
+/// The response's connection may go back to the pool once the body is read.
+const RESP_KEEP_ALIVE: u8 = 1;
+/// The response body reached its end.
+const RESP_ENDED: u8 = 2;
+
+/// What the layer tells a traced request's context about the request.
+pub(crate) struct RequestFacts {
+    /// When the request started: its `GetConn`.
+    pub(crate) start: Instant,
+    pub(crate) capture: Option<CaptureConnection>,
+    pub(crate) all_traced: bool,
+    pub(crate) uncounted: Option<Arc<AtomicBool>>,
+    pub(crate) opens_no_stream: bool,
+    /// What to record for the request and put in its response (the layer's `Timings`).
+    pub(crate) recorded: Option<Arc<dyn Recorded>>,
+    pub(crate) req_close: bool,
+}
+
+impl RequestFacts {
+    /// The facts of a request starting now, with nothing else known.
+    pub(crate) fn starting_now() -> Self {
+        Self {
+            start: Instant::now(),
+            capture: None,
+            all_traced: false,
+            uncounted: None,
+            opens_no_stream: false,
+            recorded: None,
+            req_close: false,
+        }
+    }
+}
+
+/// The connection that a request's own dial made.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OwnDial {
+    pub(crate) conn_id: u64,
+    pub(crate) local: Option<SocketAddr>,
+    /// When its connect ended.
+    pub(crate) at: Instant,
+}
+
+#[derive(Default)]
+struct ReqState {
+    /// The connection bound to this request's current attempt.
+    conn_id: Option<u64>,
+    /// The last failure seen on the wire for this request: the cause of its error.
+    cause: Option<SharedError>,
+    /// A terminal event was emitted.
+    finished: bool,
+    /// The last connection this request's own dial made.
+    dialled: Option<OwnDial>,
+    /// When the last response bytes of this request's exchange were read.
+    last_read: Option<Instant>,
+}
+
+impl std::fmt::Debug for RequestCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestCtx").field("id", &self.id).finish()
+    }
+}
+
+impl RequestCtx {
+    /// A request traced by `trace`, with nothing else known (unit tests).
+    #[cfg(test)]
+    pub(crate) fn new(trace: ClientTrace) -> Arc<Self> {
+        Self::with_facts(trace, RequestFacts::starting_now())
+    }
+
+    pub(crate) fn with_facts(trace: ClientTrace, facts: RequestFacts) -> Arc<Self> {
+        Arc::new(Self {
+            id: RequestId::new(NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed)),
+            trace,
+            start: facts.start,
+            body_done: AtomicBool::new(false),
+            body_left: AtomicU64::new(u64::MAX),
+            conn_broken: AtomicBool::new(false),
+            capture: facts.capture,
+            all_traced: facts.all_traced,
+            uncounted: facts.uncounted,
+            opens_no_stream: facts.opens_no_stream,
+            recorded: facts.recorded,
+            req_close: facts.req_close,
+            resp_bytes: AtomicU64::new(0),
+            resp_flags: AtomicU8::new(0),
+            state: Mutex::new(ReqState::default()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ReqState> {
+        // hooks run under this lock and are contained with catch_unwind, but never panic on poison
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The request's id, as its hooks are told it.
+    pub(crate) fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// Delivers one event to the request's hooks (invariant 2).
+    // inlined, the event is built and dropped where its variant is known: most variants have
+    // nothing to drop
+    #[inline]
+    pub(crate) fn emit(&self, event: Event) {
+        self.deliver(&event);
+    }
+
+    /// Delivers one event that the caller keeps.
+    pub(crate) fn deliver(&self, event: &Event) {
+        let mut st = self.lock();
+        self.deliver_locked(&mut st, event);
+    }
+
+    /// Delivers an event with the request's lock held.
+    #[inline]
+    fn deliver_locked(&self, st: &mut ReqState, event: &Event) {
+        Self::note(st, event);
+        self.trace.emit_for(self.id, event);
+        if let Some(recorded) = &self.recorded {
+            recorded.record(event);
+        }
+    }
+
+    /// Delivers an event that only concerns a request still in progress: nothing once it ended.
+    pub(crate) fn emit_in_progress(&self, event: Event) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        self.deliver_locked(&mut st, &event);
+    }
+
+    /// Emits a terminal event, unless one was emitted already.
+    pub(crate) fn finish(&self, event: Event) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        st.finished = true;
+        self.deliver_locked(&mut st, &event);
+    }
+
+    /// What the request keeps of an event: the connection it got, the one it dialled, the cause
+    /// of its failure.
+    #[inline]
+    fn note(st: &mut ReqState, event: &Event) {
+        let error = match event {
+            Event::GotConn(info) => {
+                // a new exchange: it read nothing yet
+                st.conn_id = Some(info.conn_id);
+                st.last_read = None;
+                return;
+            }
+            Event::ConnectDone(info) => match (&info.error, info.conn_id) {
+                (None, Some(conn_id)) => {
+                    st.dialled = Some(OwnDial {
+                        conn_id,
+                        local: info.local_addr,
+                        at: info.at,
+                    });
+                    return;
+                }
+                (error, _) => error,
+            },
+            Event::DnsDone(DnsDoneInfo { error, .. })
+            | Event::TlsHandshakeDone(TlsHandshakeDoneInfo { error, .. })
+            | Event::WroteRequest(WroteRequestInfo { error, .. })
+            | Event::ConnectionClosed(ConnectionClosedInfo { error, .. }) => error,
+            _ => return,
+        };
+        if let Some(e) = error {
+            // the last failure is the cause; a cancellation (an attempt that lost the race, a
+            // dropped lookup) only when nothing else failed
+            let canceled = e.get_ref().downcast_ref::<Canceled>().is_some();
+            if !canceled || st.cause.is_none() {
+                st.cause = Some(e.clone());
+            }
+        }
+    }
+
+    /// The failure seen on the wire for this request, if any: the cause of its error.
+    pub(crate) fn cause(&self) -> Option<SharedError> {
+        self.lock().cause.clone()
+    }
+
+    /// A read on the request's connection failed with `error`: the cause of its error.
+    pub(super) fn set_cause(&self, error: SharedError) {
+        self.lock().cause = Some(error);
+    }
+
+    /// The connection this request's own dial made, if any.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn dialled(&self) -> Option<OwnDial> {
+        self.lock().dialled
+    }
+
+    /// When the request started: its `GetConn`.
+    pub(crate) fn start(&self) -> Instant {
+        self.start
+    }
+
+    pub(crate) fn set_body_done(&self) {
+        self.body_done.store(true, Ordering::Release);
+    }
+
+    /// The request body's length, when it is known before it is sent.
+    pub(crate) fn set_body_length(&self, len: Option<u64>) {
+        if let Some(len) = len.filter(|&n| n != u64::MAX) {
+            self.body_left.store(len, Ordering::Relaxed);
+        }
+    }
+
+    /// `n` bytes of the request body were handed to hyper: done when its known length is reached.
+    /// Only the connection's task polls the body: no other writer.
+    pub(crate) fn body_data(&self, n: u64) {
+        let left = self.body_left.load(Ordering::Relaxed);
+        if left == u64::MAX {
+            return;
+        }
+        let left = left.saturating_sub(n);
+        self.body_left.store(left, Ordering::Relaxed);
+        if left == 0 {
+            self.set_body_done();
+        }
+    }
+
+    /// When the last response bytes of this request's exchange were read.
+    #[cfg(test)]
+    pub(crate) fn last_read(&self) -> Option<Instant> {
+        self.lock().last_read
+    }
+
+    /// Response bytes were read at `at`: `GotFirstResponseByte` if they are the first.
+    pub(super) fn read(&self, at: Instant, first: bool) {
+        let mut st = self.lock();
+        st.last_read = Some(at);
+        if first && !st.finished {
+            let event = Event::GotFirstResponseByte(GotFirstResponseByteInfo { at });
+            self.deliver_locked(&mut st, &event);
+        }
+    }
+
+    /// A flush completed: `WroteHeaders` unless `headers_reported`, then `WroteRequest` if the
+    /// body is done (returned), one after the other under one lock.
+    pub(super) fn flushed(&self, at: Instant, headers_reported: bool) -> bool {
+        let done = self.body_done.load(Ordering::Acquire);
+        self.wrote(at, !headers_reported, done);
+        done
+    }
+
+    /// `WroteHeaders` (if `headers`) then `WroteRequest` (if `request`), one after the other
+    /// under one lock; nothing once the request ended.
+    pub(super) fn wrote(&self, at: Instant, headers: bool, request: bool) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        if headers {
+            let event = Event::WroteHeaders(WroteHeadersInfo { at });
+            self.deliver_locked(&mut st, &event);
+        }
+        if request {
+            let event = Event::WroteRequest(WroteRequestInfo { at, error: None });
+            self.deliver_locked(&mut st, &event);
+        }
+    }
+
+    /// Puts what the layer recorded for this request (its `Timings`) in the response.
+    pub(crate) fn insert_recorded(&self, extensions: &mut http::Extensions) {
+        if let Some(recorded) = &self.recorded {
+            recorded.clone().insert_into(extensions);
+        }
+    }
+
+    /// The request asked to close its connection.
+    pub(crate) fn req_close(&self) -> bool {
+        self.req_close
+    }
+
+    /// The response's body starts: whether its connection may be pooled after it, whether it is
+    /// already at its end.
+    pub(crate) fn response_body(&self, keep_alive: bool, ended: bool) {
+        let flags = (keep_alive as u8 * RESP_KEEP_ALIVE) | (ended as u8 * RESP_ENDED);
+        self.resp_flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// `n` bytes of the response body were read (by the response body only: one writer).
+    pub(crate) fn response_bytes(&self, n: u64) {
+        let bytes = self.resp_bytes.load(Ordering::Relaxed);
+        self.resp_bytes
+            .store(bytes.saturating_add(n), Ordering::Relaxed);
+    }
+
+    /// The response body reached its end.
+    pub(crate) fn response_ended(&self) {
+        let flags = self.resp_flags.load(Ordering::Relaxed);
+        self.resp_flags.store(flags | RESP_ENDED, Ordering::Relaxed);
+    }
+
+    /// The response body is done with: `error`, or canceled if it is dropped before its end.
+    pub(crate) fn response_finished(&self, error: Option<SharedError>) {
+        let flags = self.resp_flags.load(Ordering::Relaxed);
+        let error = match error {
+            None if flags & RESP_ENDED == 0 => {
+                Some(SharedError::new(Canceled::new("response body")))
+            }
+            e => e,
+        };
+        let bytes = self.resp_bytes.load(Ordering::Relaxed);
+        self.response_body_done(bytes, error, flags & RESP_KEEP_ALIVE != 0);
+    }
+
+    /// The response body ended (`error` is `None`), failed or was dropped: `PutIdleConn` if the
+    /// connection goes back to the pool, then `ResponseBodyDone` (unless the request ended
+    /// already), under one lock.
+    fn response_body_done(&self, bytes: u64, error: Option<SharedError>, keep_alive: bool) {
+        let now = Instant::now();
+        let ok = error.is_none();
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        // PutIdleConn first: it happened when the response's last byte was read, before the
+        // body reached the caller, and ResponseBodyDone stays the request's last event
+        if ok && keep_alive && !self.conn_broken() {
+            if let Some(conn_id) = st.conn_id {
+                let at = st.last_read.unwrap_or(now).min(now);
+                let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
+                self.deliver_locked(&mut st, &event);
+            }
+        }
+        st.finished = true;
+        let event = Event::ResponseBodyDone(ResponseBodyDoneInfo {
+            at: now,
+            bytes,
+            error,
+        });
+        self.deliver_locked(&mut st, &event);
+    }
+
+    /// The connection reported EOF or an error while serving this request.
+    pub(crate) fn conn_broken(&self) -> bool {
+        self.conn_broken.load(Ordering::Acquire)
+    }
+
+    pub(super) fn mark_conn_broken(&self) {
+        self.conn_broken.store(true, Ordering::Release);
+    }
+}
+
+/// hyper's 1xx callback for a traced request.
+pub(crate) fn informational(
+    ctx: &Weak<RequestCtx>,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+) {
+    let Some(ctx) = ctx.upgrade() else { return };
+    let at = Instant::now();
+    if status == http::StatusCode::CONTINUE {
+        ctx.emit(Event::Got100Continue(Got100ContinueInfo { at }));
+    }
+    ctx.emit(Event::Got1xxResponse(Got1xxResponseInfo {
+        at,
+        status,
+        headers: headers.clone(),
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Recorder;
+
+    fn failed(at: Instant) -> Event {
+        Event::RequestFailed(RequestFailedInfo {
+            at,
+            error: SharedError::new("failed"),
+        })
+    }
+
+    #[test]
+    fn one_terminal_event_and_nothing_in_progress_after_it() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let now = Instant::now();
+        ctx.finish(failed(now));
+        ctx.finish(failed(now));
+        ctx.emit_in_progress(Event::WroteHeaders(WroteHeadersInfo { at: now }));
+        ctx.response_finished(None);
+        assert_eq!(rec.names(), ["RequestFailed"]);
+    }
+
+    #[test]
+    fn put_idle_conn_comes_before_the_body_done_stamped_at_the_last_read() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let t0 = Instant::now();
+        ctx.deliver(&Event::GotConn(GotConnInfo {
+            at: t0,
+            reused: false,
+            was_idle: false,
+            idle_time: std::time::Duration::ZERO,
+            conn_id: 3,
+            local_addr: None,
+            remote_addr: None,
+            http2: None,
+            derived: None,
+        }));
+        ctx.read(t0, true);
+        ctx.response_body(true, false);
+        ctx.response_bytes(5);
+        ctx.response_ended();
+        ctx.response_finished(None);
+        assert_eq!(
+            rec.names(),
+            [
+                "GotConn",
+                "GotFirstResponseByte",
+                "PutIdleConn",
+                "ResponseBodyDone"
+            ]
+        );
+        let events = rec.events();
+        assert_eq!(events[2].at(), t0);
+        match &events[3] {
+            Event::ResponseBodyDone(d) => assert!(d.bytes == 5 && d.error.is_none()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_dropped_before_its_end_is_canceled_and_pools_nothing() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        ctx.response_body(true, false);
+        ctx.response_finished(None);
+        let events = rec.events();
+        assert_eq!(rec.names(), ["ResponseBodyDone"]);
+        assert!(events[0]
+            .error()
+            .unwrap()
+            .downcast_ref::<Canceled>()
+            .is_some());
+    }
+
+    #[test]
+    fn a_cancellation_is_the_cause_only_when_nothing_else_failed() {
+        let ctx = RequestCtx::new(ClientTrace::empty());
+        let at = Instant::now();
+        let dns = |error: SharedError| {
+            Event::DnsDone(DnsDoneInfo {
+                at,
+                addrs: Vec::new(),
+                error: Some(error),
+            })
+        };
+        ctx.deliver(&dns(SharedError::new(Canceled::new("DNS lookup"))));
+        assert!(ctx.cause().is_some());
+        ctx.deliver(&dns(SharedError::new("refused")));
+        ctx.deliver(&dns(SharedError::new(Canceled::new("DNS lookup"))));
+        assert_eq!(ctx.cause().unwrap().to_string(), "refused");
+    }
+
+    #[test]
+    fn hooks_are_told_the_request() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        struct Ids(Arc<Mutex<Vec<RequestId>>>);
+        impl Hooks for Ids {
+            fn on_request_event(&self, request: RequestId, _event: &Event) {
+                self.0.lock().unwrap().push(request);
+            }
+        }
+        let trace = ClientTrace::new(Ids(seen.clone()));
+        let (a, b) = (RequestCtx::new(trace.clone()), RequestCtx::new(trace));
+        let at = Instant::now();
+        a.emit(Event::WroteHeaders(WroteHeadersInfo { at }));
+        b.emit(Event::WroteHeaders(WroteHeadersInfo { at }));
+        assert_ne!(a.id(), b.id());
+        assert_eq!(*seen.lock().unwrap(), [a.id(), b.id()]);
+    }
+}
