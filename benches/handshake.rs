@@ -33,21 +33,17 @@ use http_body_util::{BodyExt, Empty};
 use httptrace::{
     connect::HttpsStack, ClientTrace, Event, Recorder, RequestBody, Timings, Trace, TraceLayer,
 };
+use httptrace_test_support::bench::ratios::{
+    self, allowed_cpus, delta, env_u64, interleave, median, ratio, verbose,
+};
+use httptrace_test_support::hooks::Noop;
+use httptrace_test_support::loopback::{call, client_runtime, request, send, serve_hello, Server};
+use httptrace_test_support::tls;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::Layer;
-
-#[path = "../tests/common/loopback.rs"]
-mod loopback;
-#[path = "common/ratios.rs"]
-mod ratios;
-#[path = "../tests/common/tls.rs"]
-mod tls;
-
-use loopback::{call, client_runtime, request, send, serve_hello, Noop, Server};
-use ratios::{allowed_cpus, delta, env_u64, interleave, median, ratio, verbose};
 
 // ---------------------------------------------------------------------------------------------
 // The TLS server: its own thread and runtime, `hello` on every connection.

@@ -20,22 +20,19 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::Uri;
-use http_body_util::{BodyExt, Empty, Full};
-use httptrace::{ClientTrace, Event, Recorder, RequestBody, Trace, TraceLayer, TracingConnector};
-use hyper_util::client::legacy::connect::HttpConnector;
+use http_body_util::{BodyExt, Full};
+use httptrace::{ClientTrace, Event, Recorder, TraceLayer, TracingConnector};
+use httptrace_test_support::bench::floor;
+use httptrace_test_support::bench::ratios::{
+    self, allowed_cpus, env_u64, interleave, median, ratio, verbose,
+};
+use httptrace_test_support::hooks::Noop;
+use httptrace_test_support::loopback::{
+    call, client_runtime, nodelay_http, request, send, Bare, Server, Traced,
+};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::Layer;
-
-#[path = "common/floor.rs"]
-mod floor;
-#[path = "../tests/common/loopback.rs"]
-mod loopback;
-#[path = "common/ratios.rs"]
-mod ratios;
-
-use loopback::{call, client_runtime, nodelay_http, request, send, Noop, Server};
-use ratios::{allowed_cpus, env_u64, interleave, median, ratio, verbose};
 
 /// Streams in flight.
 const CONCURRENCY: u64 = 64;
@@ -53,9 +50,6 @@ fn h2_server() -> Server {
             .await;
     })
 }
-
-type Bare = Client<HttpConnector, Empty<Bytes>>;
-type Traced = Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<Bytes>>>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

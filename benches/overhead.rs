@@ -1,7 +1,7 @@
 //! What httptrace costs per request: loopback HTTP/1 keep-alive GETs (5-byte body), sequential
 //! and 64 concurrent, through the bare hyper-util client, the bare client paying the floor of
-//! any tracer (`common/floor.rs`: hyper-util's capture, hyper's 1xx callback and a timed state
-//! per request, nothing else) and the traced stack (no trace, a no-op trace, a `Recorder` per
+//! any tracer (`tests/support/src/bench/floor.rs`: hyper-util's capture, hyper's 1xx callback
+//! and a timed state per request, nothing else) and the traced stack (no trace, a no-op trace, a `Recorder` per
 //! request, `record_timings`...). The server runs in this process, on a thread and runtime of
 //! its own; the client on a current-thread runtime.
 //!
@@ -24,27 +24,20 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use http::Uri;
 use http_body_util::BodyExt;
 use httptrace::{ClientTrace, Recorder, Timings, TraceLayer};
+use httptrace_test_support::bench::floor;
+use httptrace_test_support::bench::ratios::{
+    self, allowed_cpus, env_u64, interleave, median, ratio, verbose,
+};
+use httptrace_test_support::hooks::Noop;
+use httptrace_test_support::loopback::{
+    self, bare, call, client_runtime, nodelay_http, request, send, Bare, Server, Traced,
+};
 
 /// Requests in flight in the concurrent case.
 const CONCURRENCY: u64 = 64;
 
 // ---------------------------------------------------------------------------------------------
 // The server (its own thread and runtime, answering `hello` on every connection) and the stacks.
-
-#[path = "../tests/common/loopback.rs"]
-mod loopback;
-
-use loopback::{
-    bare, call, client_runtime, nodelay_http, request, send, Bare, Noop, Server, Traced,
-};
-
-#[path = "common/ratios.rs"]
-mod ratios;
-
-#[path = "common/floor.rs"]
-mod floor;
-
-use ratios::{allowed_cpus, env_u64, interleave, median, ratio, verbose};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -4,22 +4,18 @@
 //! cargo run --example curl_compare
 //! ```
 //!
-//! The server (`tests/common/mod.rs`' `scripted_server`, as in `tests/fidelity.rs`) answers
-//! 40 ms after reading the request and sends the end of the body 30 ms after the head. The traced
-//! request looks `fidelity.test` up through a resolver that takes 20 ms; curl is given the
-//! address with `--resolve`, so its lookup takes no time. Without curl on the `PATH`, only
+//! The server (`scripted_server` of `tests/support/src/servers.rs`, as in `tests/fidelity.rs`)
+//! answers 40 ms after reading the request and sends the end of the body 30 ms after the head.
+//! The traced request looks `fidelity.test` up through a resolver that takes 20 ms; curl is given
+//! the address with `--resolve`, so its lookup takes no time. Without curl on the `PATH`, only
 //! httptrace's side is printed.
-
-#[path = "../tests/common/mod.rs"]
-mod common;
 
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use common::{
-    client_with, get, precise_sleep, scripted_server, Script, StaticResolver, TimedResolver,
-};
 use httptrace::{Timings, TraceLayer};
+use httptrace_test_support::clients::{client_with, get, StaticResolver, TimedResolver};
+use httptrace_test_support::servers::{precise_sleep, scripted_server, Script};
 
 const WARM_UP: Duration = Duration::from_millis(1);
 const DNS: Duration = Duration::from_millis(20);

@@ -2,13 +2,14 @@
 //! one traced hyper-util client to a loopback server, with random delays in the server (0..=3 ms)
 //! and in the hooks, and one request in 20 asking the server to close its connection. Every
 //! event of every request is checked against what the server saw (the checks of
-//! `tests/stress.rs`, in `tests/common/mod.rs`).
+//! `tests/stress.rs`, in `tests/support/src/load/`).
 //!
 //! With `--http2`, the same over HTTP/2 (h2c): the requests are streams of connections that the
 //! server shuts down (GOAWAY) after 1,000 streams each, every request traced (`record_timings`,
 //! so every stream is known), and each request checked as it ends: one terminal event, every
 //! Start paired, a stream no other request has, its whole sequence, and its first response byte
-//! after the server answered it (the checks of `tests/http2.rs`, in `tests/common/h2.rs`).
+//! after the server answered it (the checks of `tests/http2.rs`, in
+//! `tests/support/src/load/h2.rs`).
 //!
 //! ```text
 //! cargo run --release --example stress -- [--http2] [COUNT] [CONCURRENCY]
@@ -17,14 +18,14 @@
 //! Defaults: 100000 requests, 256 at a time. Exit codes: 0 when every check passed, 1 on any
 //! violation, 2 for a bad command line.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::{client, h2, run_load, LoadConfig, Server};
+use httptrace_test_support::clients::client;
+use httptrace_test_support::h2::{h2_server, h2c_client};
+use httptrace_test_support::load::{run_h2_load, run_load, LoadConfig};
+use httptrace_test_support::servers::Server;
 
 const USAGE: &str =
     "usage: cargo run --release --example stress -- [--http2] [COUNT] [CONCURRENCY]";
@@ -84,14 +85,14 @@ fn main() -> ExitCode {
 /// `--http2`: the load over h2c, checked request by request.
 fn stress_http2(rt: &tokio::runtime::Runtime, count: u64, concurrency: u64) -> ExitCode {
     let report = rt.block_on(async {
-        let (addr, answered) = h2::h2_server(Some(1_000)).await;
-        let client = h2::h2c_client(httptrace::TraceLayer::new().record_timings(true));
+        let (addr, answered) = h2_server(Some(1_000)).await;
+        let client = h2c_client(httptrace::TraceLayer::new().record_timings(true));
         eprintln!(
             "stress: {count} HTTP/2 requests, {concurrency} at a time, to {addr} ({} worker threads)",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
         let mut bar = Progress::new(count);
-        let report = h2::run_h2_load(
+        let report = run_h2_load(
             &client,
             addr,
             &answered,

@@ -13,6 +13,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Empty;
 use httptrace::{ClientTrace, Recorder, TraceLayer};
+use httptrace_test_support::hooks::Noop;
+use httptrace_test_support::loopback::{bare, call, read_hello, request, traced, Server};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tower::Service;
 
@@ -73,11 +75,6 @@ fn counts() -> Counts {
 
 // ---------------------------------------------------------------------------------------------
 // The loopback server (on its own thread and runtime), the client stacks and the measured loop.
-
-#[path = "common/loopback.rs"]
-mod loopback;
-
-use loopback::{bare, call, read_hello, request, traced, Noop, Server};
 
 /// Sends `n` sequential GETs on `svc` (keep-alive: one connection), each built by `make` and its
 /// body read to the end; returns what the test thread allocated meanwhile, over all `n`, and the

@@ -1,16 +1,16 @@
 //! Many concurrent requests over a few keep-alive connections, with jitter in the server and in
 //! the hooks: every event belongs to its own request, none lost, none duplicated.
 //!
-//! The checks are `common::run_load`'s (shared with `tests/stress.rs` and `examples/stress.rs`):
-//! per request, its exact core sequence, Start/Done pairs, time order, and that the connection
-//! its `GotConn` names is the socket the server read the request on; per connection, one
-//! exchange at a time, the first fresh and every later one reused; and every dial reported once.
-
-mod common;
+//! The checks are `httptrace_test_support::load::run_load`'s (shared with `tests/stress.rs` and
+//! `examples/stress.rs`): per request, its exact core sequence, Start/Done pairs, time order, and
+//! that the connection its `GotConn` names is the socket the server read the request on; per
+//! connection, one exchange at a time, the first fresh and every later one reused; and every
+//! dial reported once.
 
 use std::time::Duration;
 
-use common::*;
+use httptrace_test_support::clients::server_and_client;
+use httptrace_test_support::load::{run_load, LoadConfig};
 
 const REQUESTS: u64 = 600;
 const CONCURRENCY: usize = 48;

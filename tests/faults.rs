@@ -9,8 +9,6 @@
 //! before the request's task is done with the request (a race between two tasks): the sequences
 //! are named without it (`names_but_closed`), and `closed_matches` checks it when it comes.
 
-mod common;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::ErrorKind;
@@ -20,12 +18,18 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use httptrace::{
     error::{Canceled, RequestError},
     ClientTrace, Event, Hooks, Recorder, Timings, TraceLayer, TracingConnector, TracingResolver,
 };
+use httptrace_test_support::clients::{
+    client, client_with, get, traced, Body, SendTraced, StaticResolver,
+};
+use httptrace_test_support::events::{
+    assert_paired, causes, got_conn, names, names_but_closed, FRESH, FRESH_UNPOOLED, REUSED,
+};
+use httptrace_test_support::servers::Server;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{dns::GaiResolver, HttpConnector};
 use hyper_util::client::legacy::Client;

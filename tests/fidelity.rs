@@ -26,12 +26,12 @@
 //! `cargo test --test fidelity -- --nocapture` prints, per phase, the reported time over the
 //! script, the script's own overshoot, and what httptrace adds, and the runs over +2 ms.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use httptrace::{Recorder, Timings, TraceLayer};
+use httptrace_test_support::clients::{client_with, get, StaticResolver, TimedResolver};
+use httptrace_test_support::events::{names, FRESH};
+use httptrace_test_support::servers::{precise_sleep, scripted_server, Script};
 
 const DNS: Duration = Duration::from_millis(20);
 const SCRIPT: Script = Script {

@@ -1,16 +1,18 @@
 //! HTTP/2 on hyper-util's client, h2c (`http2_only`) and TLS with ALPN `h2`: each request's
 //! events name its stream exactly and happen when its frames cross the wire, or are left out.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::h2::*;
-use common::*;
 use http_body_util::BodyExt;
 use httptrace::{Event, Recorder, RequestBody, TraceLayer, TracingConnector};
+use httptrace_test_support::clients::{request, traced, Body, SendTraced};
+use httptrace_test_support::events::{assert_paired, got_conn, names, names_but_closed};
+use httptrace_test_support::h2::{
+    at, fetch, get_around_the_layer, h2_server, h2c_client, h2c_inner, own, Answered, STREAM,
+};
+use httptrace_test_support::load::{rng, run_h2_load};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -156,8 +158,12 @@ async fn h2c_64_streams_each_exact_and_its_own() {
 #[cfg(feature = "rustls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
-    let cert = common::tls::cert_for(&["localhost"]);
-    let mut config = common::tls::server_config(&cert, &[&rustls::version::TLS13]);
+    use httptrace_test_support::clients::StaticResolver;
+    use httptrace_test_support::h2::h2_server_over;
+    use httptrace_test_support::tls;
+
+    let cert = tls::cert_for(&["localhost"]);
+    let mut config = tls::server_config(&cert, &[&rustls::version::TLS13]);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let (addr, seen) = h2_server_over(None, move |tcp| {
@@ -177,10 +183,7 @@ async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
     http.set_nodelay(true);
     let resolver = StaticResolver::answering(addr, Duration::ZERO);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(common::tls::client_config(
-            &cert,
-            &[&rustls::version::TLS13],
-        ))
+        .with_tls_config(tls::client_config(&cert, &[&rustls::version::TLS13]))
         .https_only()
         .enable_all_versions()
         .wrap_connector(httptrace::connect::TracingTransport::new(

@@ -3,11 +3,10 @@
 //! named, on any client, even when no HTTP/2 connection was live when it was made (in its own
 //! test binary: what it turns off is process-wide).
 
-mod common;
-
-use common::h2::*;
-use common::*;
 use httptrace::TraceLayer;
+use httptrace_test_support::clients::traced;
+use httptrace_test_support::events::{got_conn, names};
+use httptrace_test_support::h2::{fetch, h2_server, h2c_inner};
 use tower::Layer;
 
 #[tokio::test(flavor = "current_thread")]

@@ -2,16 +2,20 @@
 //! request, 1xx responses, cancellation, early body drops, panicking hooks, Timings, and what
 //! stays alive afterwards.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use httptrace::{error::Canceled, ClientTrace, Event, Hooks, Recorder, Timings, TraceLayer};
+use httptrace_test_support::clients::{
+    client, client_with, client_with_layer, get, request, server_and_client, traced, StaticResolver,
+};
+use httptrace_test_support::events::{
+    assert_paired, names, names_but_closed, FRESH, FRESH_UNPOOLED, REUSED,
+};
+use httptrace_test_support::servers::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 

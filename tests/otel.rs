@@ -1,13 +1,12 @@
 //! Otel: OpenTelemetry metrics and spans, checked with opentelemetry_sdk's in-memory exporters.
 #![cfg(feature = "opentelemetry")]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
 use httptrace::{Otel, Recorder, RequestBody, Trace, TracingConnector, TracingResolver};
+use httptrace_test_support::clients::{get, request, Body, StaticResolver};
+use httptrace_test_support::servers::Server;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;

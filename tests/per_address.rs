@@ -1,17 +1,17 @@
 //! Per-address connects: one ConnectStart/ConnectDone per address attempt, Happy Eyeballs.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::*;
 use httptrace::{
     connect::PerAddressConnector,
     error::Canceled,
     event::{ConnectDoneInfo, ConnectStartInfo},
     Event, Recorder, RequestBody, TraceLayer, TracingConnector,
 };
+use httptrace_test_support::clients::{get, traced, Body, StaticResolver};
+use httptrace_test_support::events::{assert_paired, got_conn, names, FRESH};
+use httptrace_test_support::servers::Server;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;

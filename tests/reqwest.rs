@@ -1,17 +1,16 @@
 //! reqwest::Client through TraceLayer, TracingResolve, connector_layer and redirect_policy.
 #![cfg(feature = "reqwest")]
 
-mod common;
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
 use http_body_util::Full;
 use httptrace::reqwest::{connector_layer, redirect_policy, TracingResolve};
 use httptrace::{ClientTrace, Event, Recorder, Timings, TraceLayer};
+use httptrace_test_support::events::{assert_paired, got_conn, names};
+use httptrace_test_support::servers::Server;
 use hyper_util::rt::TokioIo;
 use tower::{Layer, Service, ServiceExt};
 
@@ -342,7 +341,7 @@ async fn concurrent_requests_each_with_its_own_trace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_self_signed_certificate() {
-    use common::tls::{cert_for, client_config, tls_server, Mode};
+    use httptrace_test_support::tls::{cert_for, client_config, tls_server, Mode};
     let cert = cert_for(&["secure.test"]);
     let addr = tls_server(&cert, Mode::Serve).await;
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -388,7 +387,7 @@ async fn https_with_a_self_signed_certificate() {
 #[cfg(feature = "http2")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reqwest_https_negotiates_http2() {
-    use common::tls::{cert_for, client_config, server_config};
+    use httptrace_test_support::tls::{cert_for, client_config, server_config};
     use std::sync::Arc;
     let cert = cert_for(&["h2.test"]);
     let mut config = server_config(&cert, rustls::DEFAULT_VERSIONS);

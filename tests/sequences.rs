@@ -1,13 +1,17 @@
 //! The sequences of SEMANTICS.md, event for event, through hyper-util's Client on loopback.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use httptrace::{Event, Recorder, TraceLayer};
+use httptrace_test_support::clients::{
+    client, client_with, get, server_and_client, traced, Body, StaticResolver,
+};
+use httptrace_test_support::events::{
+    assert_paired, got_conn, names, names_but_closed, FRESH, FRESH_UNPOOLED, REUSED,
+};
+use httptrace_test_support::servers::Server;
 use tower::ServiceExt;
 
 fn go_only(events: &[Event]) -> Vec<&'static str> {

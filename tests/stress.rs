@@ -1,18 +1,17 @@
 //! The proof under load: 20,000 requests, 256 at a time, through one traced hyper-util client to
 //! a loopback server, with random delays in the server (0..=3 ms) and in the hooks, and
 //! keep-alive connections coming and going (one request in 20 asks the server to close its
-//! connection). Every request is checked against what the server saw (`common::run_load`):
-//! no event of another request, none lost, none duplicated, every Start with its Done, and per
-//! connection one exchange at a time, the first fresh and every later one reused.
+//! connection). Every request is checked against what the server saw
+//! (`httptrace_test_support::load::run_load`): no event of another request, none lost, none
+//! duplicated, every Start with its Done, and per connection one exchange at a time, the first
+//! fresh and every later one reused.
 //!
 //! `cargo test --test stress -- --nocapture` prints the counts. `examples/stress.rs` runs the
 //! same, bigger, in release.
 
-mod common;
-
+use httptrace_test_support::clients::server_and_client;
+use httptrace_test_support::load::{run_load, LoadConfig, LOAD_CORE};
 use std::time::Duration;
-
-use common::*;
 
 const REQUESTS: u64 = 20_000;
 const CONCURRENCY: usize = 256;

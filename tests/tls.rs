@@ -2,19 +2,17 @@
 //! handshake fails.
 #![cfg(feature = "rustls")]
 
-mod common;
-
-use common::tls::*;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::*;
 use httptrace::{
     connect::{HttpsStack, PerAddressConnector, Rustls, TracingTransport},
     error::Canceled,
     Event, Recorder, RequestBody, TraceLayer, TracingConnector,
 };
+use httptrace_test_support::clients::{get, traced, Body, StaticResolver};
+use httptrace_test_support::events::{assert_paired, causes, got_conn, names};
+use httptrace_test_support::tls::{cert_for, client_config, tls_server, Cert, Mode};
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;

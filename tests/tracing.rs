@@ -2,14 +2,13 @@
 //! checked with a recording subscriber layer.
 #![cfg(feature = "tracing")]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
 use httptrace::{Recorder, TraceLayer, TracingHooks};
+use httptrace_test_support::clients::{client_with, request, StaticResolver};
+use httptrace_test_support::servers::Server;
 use tower::ServiceExt;
 use tracing::field::{Field, Visit};
 use tracing::Instrument;

@@ -13,7 +13,7 @@ use http::{Request, Response};
 use http_body_util::Empty;
 use tower::Service;
 
-use super::loopback::{call, read_hello};
+use crate::loopback::{call, read_hello};
 
 /// One GET on `client`, its body read to the end, paying the floor; `informational`: with
 /// hyper's 1xx callback (a tracer that only times the phases needs none).

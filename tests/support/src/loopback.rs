@@ -1,8 +1,6 @@
 //! A loopback server on a thread and runtime of its own, answering `hello` on every connection,
 //! and the bare and traced client stacks sent to it: shared by `tests/alloc.rs`,
-//! `benches/overhead.rs`, `benches/http2.rs` and `benches/handshake.rs` (each includes this
-//! file with `#[path]`).
-#![allow(dead_code)]
+//! `benches/overhead.rs`, `benches/http2.rs` and `benches/handshake.rs`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Empty, Full};
-use httptrace::{Hooks, RequestBody, Trace, TraceLayer, TracingConnector};
+use httptrace::{RequestBody, Trace, TraceLayer, TracingConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -21,7 +19,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tower::{Layer, Service, ServiceExt};
 
+/// The server: stopped, and its thread joined, when dropped.
 pub struct Server {
+    /// Where it listens.
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -79,6 +79,7 @@ impl Server {
         }
     }
 
+    /// `http://` its address `/`.
     pub fn uri(&self) -> Uri {
         format!("http://{}/", self.addr).parse().expect("uri")
     }
@@ -116,13 +117,10 @@ pub fn client_runtime() -> tokio::runtime::Runtime {
         .expect("client runtime")
 }
 
+/// hyper-util's client, untraced.
 pub type Bare = Client<HttpConnector, Empty<Bytes>>;
+/// hyper-util's client on a traced connector, in a [`TraceLayer`].
 pub type Traced = Trace<Client<TracingConnector<HttpConnector>, RequestBody<Empty<Bytes>>>>;
-
-/// Hooks that do nothing.
-#[derive(Clone)]
-pub struct Noop;
-impl Hooks for Noop {}
 
 /// hyper-util's connector, without Nagle's delay.
 pub fn nodelay_http() -> HttpConnector {
@@ -145,6 +143,7 @@ pub fn traced(http: HttpConnector, layer: TraceLayer) -> Traced {
 }
 
 /// A GET of `uri` with an empty body.
+#[inline]
 pub fn request(uri: &Uri) -> Request<Empty<Bytes>> {
     Request::get(uri.clone())
         .body(Empty::new())

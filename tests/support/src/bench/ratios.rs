@@ -1,8 +1,6 @@
 //! The interleaved measurement of `shared/BENCHMARKING.md`, shared by `benches/overhead.rs`,
-//! `benches/http2.rs` and `benches/handshake.rs` (each includes this file with `#[path]`):
-//! every round runs each variant in turn, and each variant's rounds are compared with the bare
-//! run of the same round.
-#![allow(dead_code)]
+//! `benches/http2.rs` and `benches/handshake.rs`: every round runs each variant in turn, and
+//! each variant's rounds are compared with the bare run of the same round.
 
 use std::fmt;
 use std::future::Future;
@@ -67,7 +65,9 @@ pub fn process_cpu() -> Option<Duration> {
 /// Per variant and round: wall and CPU µs per request.
 #[derive(Default, Clone)]
 pub struct Series {
+    /// Wall µs per request, by round.
     pub wall: Vec<f64>,
+    /// Process CPU µs per request, by round (NaN where not readable).
     pub cpu: Vec<f64>,
 }
 
@@ -110,6 +110,7 @@ pub async fn interleave<S>(
     series
 }
 
+/// The median of `v`.
 pub fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -124,8 +125,11 @@ pub fn median(v: &[f64]) -> f64 {
 /// The median of per-round ratios, and their min–max; shown as `median [min–max]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ratio {
+    /// The median ratio.
     pub median: f64,
+    /// The smallest.
     pub min: f64,
+    /// The largest.
     pub max: f64,
 }
 

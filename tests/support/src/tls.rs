@@ -1,5 +1,5 @@
-//! A self-signed TLS loopback server and the client config that trusts it.
-#![allow(dead_code, unreachable_pub)]
+//! A self-signed TLS loopback server and the client config that trusts it (rustls with ring,
+//! directly: nothing here needs httptrace's `rustls` feature).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,15 +12,20 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
+/// rustls' ring provider.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A self-signed certificate and its key.
 pub struct Cert {
+    /// The certificate.
     pub der: CertificateDer<'static>,
+    /// Its private key.
     pub key: PrivatePkcs8KeyDer<'static>,
 }
 
+/// A self-signed certificate for `names` (an IP address is taken as one).
 pub fn cert_for(names: &[&str]) -> Cert {
     let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     let ck = rcgen::generate_simple_self_signed(names).unwrap();
@@ -30,6 +35,7 @@ pub fn cert_for(names: &[&str]) -> Cert {
     }
 }
 
+/// What [`tls_server`] does with each connection.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Mode {
     /// TLS, then HTTP/1 answering `hello` after 40 ms
@@ -42,6 +48,7 @@ pub enum Mode {
     Silent,
 }
 
+/// A TLS server on `127.0.0.1` presenting `cert`, doing what `mode` says with every connection.
 pub async fn tls_server(cert: &Cert, mode: Mode) -> SocketAddr {
     let versions: &[&'static rustls::SupportedProtocolVersion] = match mode {
         Mode::Tls12Only => &[&rustls::version::TLS12],
@@ -97,6 +104,7 @@ pub fn server_config(
         .unwrap()
 }
 
+/// A client config that trusts `trusted` only, for `versions`.
 pub fn client_config(
     trusted: &Cert,
     versions: &[&'static rustls::SupportedProtocolVersion],

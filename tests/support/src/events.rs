@@ -1,0 +1,157 @@
+//! What the tests check of the events a trace saw: their names, the usual sequences, every Start
+//! paired with its Done, and the causes of an error.
+
+use std::net::SocketAddr;
+
+use httptrace::{event::GotConnInfo, Event};
+
+/// The names of `events`, in order.
+pub fn names(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(Event::name).collect()
+}
+
+/// The names of `events` but `ConnectionClosed`, which may come or not depending on when the
+/// connection's task notices the close.
+pub fn names_but_closed(events: &[Event]) -> Vec<&'static str> {
+    names(events)
+        .into_iter()
+        .filter(|n| *n != "ConnectionClosed")
+        .collect()
+}
+
+/// The first `GotConn`'s details.
+pub fn got_conn(events: &[Event]) -> GotConnInfo {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::GotConn(i) => Some(i.clone()),
+            _ => None,
+        })
+        .expect("GotConn")
+}
+
+/// A request on a connection dialled for it, which is pooled afterwards.
+pub const FRESH: &[&str] = &[
+    "GetConn",
+    "ConnectStart",
+    "ConnectDone",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "PutIdleConn",
+    "ResponseBodyDone",
+];
+
+/// A request on a connection dialled for it, which is not pooled afterwards (closed, or its
+/// response body dropped before the end): `FRESH` but `PutIdleConn`.
+pub const FRESH_UNPOOLED: &[&str] = &[
+    "GetConn",
+    "ConnectStart",
+    "ConnectDone",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "ResponseBodyDone",
+];
+
+/// A request on an idle pooled connection, which is pooled again afterwards.
+pub const REUSED: &[&str] = &[
+    "GetConn",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "ResponseHeaders",
+    "PutIdleConn",
+    "ResponseBodyDone",
+];
+
+/// Checks that every Start has exactly one Done after it, and that the request ends once.
+#[track_caller]
+pub fn assert_paired(events: &[Event]) {
+    if let Some(problem) = unpaired(events) {
+        panic!("{problem}");
+    }
+}
+
+/// What [`assert_paired`] checks: the first problem, if any.
+pub fn unpaired(events: &[Event]) -> Option<String> {
+    let all = || names(events);
+    for (start, done) in [
+        ("DNSStart", "DNSDone"),
+        ("TLSHandshakeStart", "TLSHandshakeDone"),
+    ] {
+        let mut open = 0i32;
+        for e in events {
+            if e.name() == start {
+                open += 1;
+                if open != 1 {
+                    return Some(format!("nested {start} in {:?}", all()));
+                }
+            } else if e.name() == done {
+                open -= 1;
+                if open != 0 {
+                    return Some(format!("{done} without {start} in {:?}", all()));
+                }
+            }
+        }
+        if open != 0 {
+            return Some(format!("{start} without {done} in {:?}", all()));
+        }
+    }
+    let mut open: Vec<Option<SocketAddr>> = Vec::new();
+    for e in events {
+        match e {
+            Event::ConnectStart(s) => open.push(s.addr),
+            Event::ConnectDone(d) => {
+                let at = open
+                    .iter()
+                    .position(|a| a.is_some() && *a == d.addr)
+                    .or_else(|| open.iter().position(Option::is_none));
+                match at {
+                    Some(at) => {
+                        open.remove(at);
+                    }
+                    None => return Some(format!("ConnectDone without its Start in {:?}", all())),
+                }
+            }
+            _ => {}
+        }
+    }
+    if !open.is_empty() {
+        return Some(format!("ConnectStart without Done in {:?}", all()));
+    }
+    let count = |n: &str| events.iter().filter(|e| e.name() == n).count();
+    let ends = count("ResponseBodyDone") + count("RequestFailed") + count("RequestCanceled");
+    (ends != 1).then(|| format!("request must end once: {:?}", all()))
+}
+
+/// An error and its causes, descending into `io::Error`s and httptrace's `SharedError`s (whose
+/// `source()` skips the error they wrap).
+pub fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        out.push(e);
+        let io = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        let shared = e
+            .downcast_ref::<httptrace::error::SharedError>()
+            .map(|s| s.get_ref());
+        cur = match io.or(shared) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+        if out.len() > 32 {
+            break;
+        }
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! HTTP/2 for the tests and the stress example: an h2c server that tells when it got and
+//! answered each request, a traced h2c client, and a request's own events. The load runner that
+//! checks every request's events as it goes is [`crate::load::run_h2_load`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use httptrace::{Event, Recorder, RequestBody, TraceLayer, TracingConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, ServiceExt};
+
+use crate::clients::{traced, Body, SendTraced};
+use crate::events::names;
+
+/// What the server saw of each request, by path: when it got it and when it answered.
+pub type Answered = Arc<Mutex<HashMap<String, (Instant, Instant)>>>;
+
+/// An h2c server: `/<n>` answers `/<n>` after `n` ms; `/reset` resets its stream (the service
+/// fails); after `goaway_after` requests on a connection it shuts that connection down
+/// gracefully (GOAWAY), finishing the streams in flight.
+pub async fn h2_server(goaway_after: Option<usize>) -> (SocketAddr, Answered) {
+    h2_server_over(goaway_after, |tcp| async move { Some(TokioIo::new(tcp)) }).await
+}
+
+/// The same server over what `accept` makes of each TCP connection (e.g. its TLS session;
+/// `None`: the connection is dropped).
+pub async fn h2_server_over<A, F, I>(
+    goaway_after: Option<usize>,
+    accept: A,
+) -> (SocketAddr, Answered)
+where
+    A: Fn(tokio::net::TcpStream) -> F + Send + 'static,
+    F: std::future::Future<Output = Option<I>> + Send + 'static,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Answered = Arc::default();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tcp.set_nodelay(true).unwrap();
+            let (io, seen) = (accept(tcp), seen2.clone());
+            tokio::spawn(async move {
+                if let Some(io) = io.await {
+                    serve_h2(io, seen, goaway_after).await;
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+async fn serve_h2<I>(io: I, seen: Answered, goaway_after: Option<usize>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (count_tx, mut count_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let seen = seen.clone();
+        let count_tx = count_tx.clone();
+        async move {
+            let got = Instant::now();
+            let _ = count_tx.send(());
+            let path = req.uri().path().to_owned();
+            if req.method() == http::Method::POST {
+                // the whole body first
+                let _ = req.into_body().collect().await;
+            }
+            if path == "/reset" {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                return Err("reset this stream");
+            }
+            // `/<ms>` or `/<ms>/<anything>`
+            let ms: u64 = path[1..]
+                .split('/')
+                .next()
+                .and_then(|ms| ms.parse().ok())
+                .unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            seen.lock()
+                .unwrap()
+                .insert(path.clone(), (got, Instant::now()));
+            Ok::<_, &'static str>(http::Response::new(Full::new(Bytes::from(path))))
+        }
+    });
+    let conn =
+        hyper::server::conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, svc);
+    let mut conn = std::pin::pin!(conn);
+    let Some(limit) = goaway_after else {
+        let _ = conn.await;
+        return;
+    };
+    let mut n = 0;
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            Some(()) = count_rx.recv() => {
+                n += 1;
+                if n == limit {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// hyper-util's client, `http2_only`, on a traced `HttpConnector`, not layered.
+pub fn h2c_inner() -> Client<TracingConnector<HttpConnector>, RequestBody<Body>> {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(TracingConnector::new(http))
+}
+
+/// A GET of `url` sent on `inner` around any layer (so that its stream is nobody's), read to
+/// its end.
+pub async fn get_around_the_layer(
+    inner: &Client<TracingConnector<HttpConnector>, RequestBody<Body>>,
+    url: String,
+) {
+    let req = http::Request::get(url)
+        .body(RequestBody::new(Body::default()))
+        .unwrap();
+    let res = inner.request(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+}
+
+/// [`h2c_inner`] in `layer`.
+pub fn h2c_client(layer: TraceLayer) -> impl SendTraced + Send + 'static {
+    layer.layer(h2c_inner())
+}
+
+/// One request's events: its own recorder, and the response body it read.
+pub async fn fetch(
+    client: impl SendTraced + Send + 'static,
+    url: String,
+) -> (Vec<Event>, Result<String, String>) {
+    let rec = Recorder::new();
+    let res = client.oneshot(traced(&url, rec.trace())).await;
+    let body = match res {
+        Ok(res) => {
+            assert_eq!(res.version(), http::Version::HTTP_2);
+            let bytes = res.into_body().collect().await.unwrap().to_bytes();
+            Ok(String::from_utf8(bytes.to_vec()).unwrap())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    (rec.events(), body)
+}
+
+/// A request's own events on HTTP/2, in order, when its stream is known: those of an HTTP/1
+/// load request on a pooled connection (no `PutIdleConn` either).
+pub const STREAM: &[&str] = crate::load::LOAD_CORE;
+
+/// The names of a request's events but those of connects (its own may end in the background,
+/// after it) and of the connection's life, which come when they come.
+pub fn own(events: &[Event]) -> Vec<&'static str> {
+    names(events)
+        .into_iter()
+        .filter(|n| {
+            !matches!(
+                *n,
+                "DNSStart"
+                    | "DNSDone"
+                    | "ConnectStart"
+                    | "ConnectDone"
+                    | "TLSHandshakeStart"
+                    | "TLSHandshakeDone"
+                    | "Http2Ready"
+                    | "GoAway"
+                    | "ConnectionClosed"
+            )
+        })
+        .collect()
+}
+
+/// When the first event named `name` came (panics if none did).
+pub fn at(events: &[Event], name: &str) -> Instant {
+    events
+        .iter()
+        .find(|e| e.name() == name)
+        .unwrap_or_else(|| panic!("no {name} in {:?}", names(events)))
+        .at()
+}
