@@ -10,10 +10,9 @@
 //! are named without it (`names_but_closed`), and `closed_matches` checks it when it comes.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -29,54 +28,17 @@ use httptrace_test_support::clients::{
 use httptrace_test_support::events::{
     assert_paired, causes, got_conn, names, names_but_closed, FRESH, FRESH_UNPOOLED, REUSED,
 };
-use httptrace_test_support::servers::Server;
+use httptrace_test_support::servers::{raw_server, read_head, unanswering, Server};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::{dns::GaiResolver, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tower::{Layer, ServiceExt};
 
 // ---------------------------------------------------------------------------------------------
 // Scripted servers and helpers.
-
-/// A raw TCP server on loopback: runs `script` on every connection (numbered from 1); returns
-/// its address and the number of connections accepted.
-async fn raw_server<F, Fut>(script: F) -> (SocketAddr, Arc<AtomicU64>)
-where
-    F: Fn(u64, TcpStream) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let conns = Arc::new(AtomicU64::new(0));
-    let counter = conns.clone();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-            tokio::spawn(script(n, s));
-        }
-    });
-    (addr, conns)
-}
-
-/// Reads one request head (GETs here: no body); false at the end of the stream.
-async fn read_head(s: &mut TcpStream) -> bool {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while buf.len() < 64 * 1024 {
-        let n = s.read(&mut chunk).await.unwrap_or(0);
-        if n == 0 {
-            return false;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            return true;
-        }
-    }
-    false
-}
 
 /// Closes with a reset (RST), not a FIN.
 fn reset(s: TcpStream) {
@@ -99,22 +61,6 @@ async fn resetting_server(partial: &'static [u8]) -> SocketAddr {
 }
 
 const HELLO: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-
-/// A listener on loopback whose accept queue is full: new connects get no answer.
-async fn unanswering() -> (SocketAddr, tokio::net::TcpListener, Vec<TcpStream>) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    let listener = socket.listen(1).unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..16 {
-        match tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => fillers.push(s),
-            _ => return (addr, listener, fillers),
-        }
-    }
-    panic!("the accept queue of {addr} never filled");
-}
 
 /// What one request came to: the client's error if any, and the body's.
 struct Sent {

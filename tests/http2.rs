@@ -8,10 +8,11 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use httptrace::{Event, Recorder, RequestBody, TraceLayer, TracingConnector};
 use httptrace_test_support::clients::{request, traced, Body, SendTraced};
-use httptrace_test_support::events::{assert_paired, got_conn, names, names_but_closed};
+use httptrace_test_support::events::{assert_paired, got_conn, names, names_but_closed, wait_for};
 use httptrace_test_support::h2::{
     at, fetch, get_around_the_layer, h2_server, h2c_client, h2c_inner, own, Answered, STREAM,
 };
+use httptrace_test_support::hooks::DropCounted;
 use httptrace_test_support::load::{rng, run_h2_load};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -250,17 +251,6 @@ fn observed() -> (Recorder, TracingConnector<HttpConnector>) {
     (rec, connector)
 }
 
-/// Waits (bounded) until `rec` has an event named `name`.
-async fn wait_for(rec: &Recorder, name: &str) {
-    for _ in 0..200 {
-        if rec.names().contains(&name) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("no {name} in {:?}", rec.names());
-}
-
 /// The server shuts the connection down gracefully (GOAWAY) once it got 8 requests: the 8 in
 /// flight each hear of it and complete; the next request dials a new connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,16 +438,6 @@ async fn untraced_requests_on_the_connection_leave_streams_unnamed() {
     assert_eq!(ready.conn_id, *conns.first().unwrap());
     // hyper's server allows 200 concurrent streams by default
     assert_eq!(ready.max_concurrent_streams, Some(200));
-}
-
-struct DropCounted(Arc<std::sync::atomic::AtomicUsize>);
-
-impl httptrace::Hooks for DropCounted {}
-
-impl Drop for DropCounted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
 }
 
 /// A pooled HTTP/2 connection keeps no trace of the requests it served alive.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -13,19 +13,11 @@ use httptrace_test_support::clients::{
     client, client_with, client_with_layer, get, request, server_and_client, traced, StaticResolver,
 };
 use httptrace_test_support::events::{
-    assert_paired, names, names_but_closed, FRESH, FRESH_UNPOOLED, REUSED,
+    assert_paired, names, names_but_closed, wait_for, FRESH, FRESH_UNPOOLED, REUSED,
 };
-use httptrace_test_support::servers::Server;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use httptrace_test_support::hooks::DropCounted;
+use httptrace_test_support::servers::{answering_server, Server};
 use tower::ServiceExt;
-
-async fn wait_for(rec: &Recorder, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !rec.names().contains(&name) {
-        assert!(Instant::now() < deadline, "no {name} in {:?}", rec.names());
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dial_that_ends_up_serving_another_request() {
@@ -101,41 +93,11 @@ async fn a_dial_that_ends_up_serving_another_request() {
     assert_eq!(server.conns.load(Ordering::SeqCst), 2);
 }
 
-/// A raw HTTP/1 server that answers every request with the given bytes, after reading the
-/// request head and `body_len` body bytes.
-async fn raw_server(answer: &'static [u8], body_len: usize) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                loop {
-                    let n = s.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        if buf.len() >= end + 4 + body_len {
-                            break;
-                        }
-                    }
-                }
-                let _ = s.write_all(answer).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
-    addr
-}
-
 const INFORMATIONAL: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn informational_responses() {
-    let addr = raw_server(INFORMATIONAL, 4).await;
+    let addr = answering_server(INFORMATIONAL, 4).await;
     let client = client();
     let rec = Recorder::new();
     let user_calls = Arc::new(Mutex::new(Vec::new()));
@@ -192,7 +154,7 @@ async fn informational_responses() {
 /// it that may want them gets them, and so does the caller's own callback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn informational_responses_with_timings() {
-    let addr = raw_server(INFORMATIONAL, 0).await;
+    let addr = answering_server(INFORMATIONAL, 0).await;
     let client = client_with_layer(TraceLayer::new().record_timings(true));
 
     // Timings alone, and the caller's callback
@@ -247,7 +209,7 @@ async fn informational_responses_with_timings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_set_in_hyper_is_kept() {
-    let addr = raw_server(INFORMATIONAL, 0).await;
+    let addr = answering_server(INFORMATIONAL, 0).await;
     let client = client();
     let rec = Recorder::new();
     let user_calls = Arc::new(AtomicUsize::new(0));
@@ -423,14 +385,6 @@ async fn per_client_default_and_factory() {
         all.names().iter().filter(|n| **n == "PutIdleConn").count(),
         3
     );
-}
-
-struct DropCounted(Arc<AtomicUsize>);
-impl Hooks for DropCounted {}
-impl Drop for DropCounted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use httptrace::{
 };
 use httptrace_test_support::clients::{get, traced, Body, StaticResolver};
 use httptrace_test_support::events::{assert_paired, got_conn, names, FRESH};
-use httptrace_test_support::servers::Server;
+use httptrace_test_support::servers::{unanswering_on, Server};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -136,31 +136,11 @@ async fn every_address_dead() {
     assert_paired(&events);
 }
 
-/// A listener on `addr` whose accept queue is full: new connects get no answer.
-async fn unanswering(addr: SocketAddr) -> (tokio::net::TcpListener, Vec<tokio::net::TcpStream>) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(addr).unwrap();
-    let listener = socket.listen(1).unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..16 {
-        match tokio::time::timeout(
-            Duration::from_millis(100),
-            tokio::net::TcpStream::connect(addr),
-        )
-        .await
-        {
-            Ok(Ok(s)) => fillers.push(s),
-            _ => return (listener, fillers),
-        }
-    }
-    panic!("the accept queue of {addr} never filled");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_address_races_the_next_after_the_delay() {
     let server = Server::start().await;
     let slow = with_port("127.0.0.2", server.addr.port());
-    let _hold = unanswering(slow).await;
+    let _hold = unanswering_on(slow).await;
     let delay = Duration::from_millis(80);
     let client = per_address_client(vec![slow, server.addr], delay);
     let rec = Recorder::new();

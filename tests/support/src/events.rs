@@ -1,9 +1,10 @@
 //! What the tests check of the events a trace saw: their names, the usual sequences, every Start
-//! paired with its Done, and the causes of an error.
+//! paired with its Done, the causes of an error, and waiting for an event to come.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use httptrace::{event::GotConnInfo, Event};
+use httptrace::{event::GotConnInfo, Event, Recorder};
 
 /// The names of `events`, in order.
 pub fn names(events: &[Event]) -> Vec<&'static str> {
@@ -154,4 +155,13 @@ pub fn causes<'a>(
         }
     }
     out
+}
+
+/// Waits (5 s at most, then panics) until `rec` has an event named `name`.
+pub async fn wait_for(rec: &Recorder, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !rec.names().contains(&name) {
+        assert!(Instant::now() < deadline, "no {name} in {:?}", rec.names());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

@@ -1,9 +1,9 @@
 //! Test support for httptrace, shared by its tests, examples and benches (not published):
 //!
-//! - [`servers`]: loopback servers (HTTP/1 steered by the query, scripted delays);
+//! - [`servers`]: loopback servers (HTTP/1 steered by the query, scripted delays, raw TCP);
 //! - [`clients`]: traced hyper-util clients, requests, test resolvers;
-//! - [`events`]: event names, the usual sequences, pairing checks;
-//! - [`hooks`]: hooks that do nothing;
+//! - [`events`]: event names, the usual sequences, pairing checks, waiting for an event;
+//! - [`hooks`]: hooks that do nothing, or count their drops;
 //! - [`h2`]: an h2c server and traced h2c clients;
 //! - [`tls`]: a self-signed TLS server and the client config that trusts it;
 //! - [`load`]: load runs over HTTP/1 and HTTP/2, every request's events checked;

@@ -1,7 +1,9 @@
-//! Loopback servers: an HTTP/1 server steered by the query string, and a scripted server with
-//! known delays.
+//! Loopback servers: an HTTP/1 server steered by the query string, a scripted server with known
+//! delays, and raw TCP servers that do exactly what a test tells them (answer bytes as given,
+//! reset, or never accept).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::clients::Body;
 
@@ -237,4 +239,88 @@ pub async fn scripted_server(script: Script) -> Scripted {
         }
     });
     Scripted { addr, served, task }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw TCP servers.
+
+/// A raw TCP server on loopback: runs `script` on every connection (numbered from 1); returns
+/// its address and the number of connections accepted.
+pub async fn raw_server<F, Fut>(script: F) -> (SocketAddr, Arc<AtomicU64>)
+where
+    F: Fn(u64, TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let conns = Arc::new(AtomicU64::new(0));
+    let counter = conns.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(script(n, s));
+        }
+    });
+    (addr, conns)
+}
+
+/// Reads one request: its head, then `body_len` bytes of body; false at the end of the stream
+/// (or past 64 KiB without a whole head).
+pub async fn read_request(s: &mut TcpStream, body_len: usize) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = s.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return false;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(end) if buf.len() >= end + 4 + body_len => return true,
+            Some(_) => {}
+            None if buf.len() >= 64 * 1024 => return false,
+            None => {}
+        }
+    }
+}
+
+/// Reads one request head (GETs: no body); false at the end of the stream.
+pub async fn read_head(s: &mut TcpStream) -> bool {
+    read_request(s, 0).await
+}
+
+/// A raw HTTP/1 server that answers every request with the given bytes, after reading the
+/// request head and `body_len` body bytes, then shuts the connection down.
+pub async fn answering_server(answer: &'static [u8], body_len: usize) -> SocketAddr {
+    let (addr, _) = raw_server(move |_, mut s| async move {
+        if read_request(&mut s, body_len).await {
+            let _ = s.write_all(answer).await;
+            let _ = s.shutdown().await;
+        }
+    })
+    .await;
+    addr
+}
+
+/// A listener on a port of its own on `127.0.0.1` whose accept queue is full: see
+/// [`unanswering_on`].
+pub async fn unanswering() -> (SocketAddr, TcpListener, Vec<TcpStream>) {
+    unanswering_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// A listener on `addr` whose accept queue is full: new connects get no answer. Its address,
+/// the listener and the connections that fill its queue (keep both to keep it so).
+pub async fn unanswering_on(addr: SocketAddr) -> (SocketAddr, TcpListener, Vec<TcpStream>) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(addr).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(1).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..16 {
+        match tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => fillers.push(s),
+            _ => return (addr, listener, fillers),
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
 }
