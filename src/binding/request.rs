@@ -76,6 +76,7 @@ pub(crate) struct RequestFacts {
 
 impl RequestFacts {
     /// The facts of a request starting now, with nothing else known.
+    #[cfg(any(test, feature = "reqwest"))]
     pub(crate) fn starting_now() -> Self {
         Self {
             start: Instant::now(),
@@ -89,8 +90,9 @@ impl RequestFacts {
     }
 }
 
-/// The connection that a request's own dial made.
+/// The connection that a request's own dial made (reqwest's derived `GotConn` reads it).
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
 pub(crate) struct OwnDial {
     pub(crate) conn_id: u64,
     pub(crate) local: Option<SocketAddr>,

@@ -29,6 +29,7 @@ mod informational;
 mod service;
 mod trace_layer;
 
+#[cfg(feature = "reqwest")]
 pub(crate) use self::future::{response_head, Pending};
 
 pub use self::body::{RequestBody, ResponseBody};
