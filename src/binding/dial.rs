@@ -299,10 +299,6 @@ mod tests {
     use super::*;
     use crate::Recorder;
 
-    fn names(rec: &Recorder) -> Vec<&'static str> {
-        rec.names()
-    }
-
     #[test]
     fn dial_events_pair_up() {
         let rec = Recorder::new();
@@ -314,7 +310,7 @@ mod tests {
         dial.canceled();
         dial.canceled();
         assert_eq!(
-            names(&rec),
+            rec.names(),
             ["DNSStart", "DNSDone", "ConnectStart", "ConnectDone"]
         );
         match &rec.events()[2] {
@@ -331,7 +327,7 @@ mod tests {
             Err(SharedError::new("dns error")),
         );
         dial.canceled();
-        assert_eq!(names(&rec), ["DNSStart", "DNSDone"]);
+        assert_eq!(rec.names(), ["DNSStart", "DNSDone"]);
     }
 
     #[test]
@@ -363,7 +359,7 @@ mod tests {
         dial.finish(Ok(None), Ok(live_addrs));
         dial.canceled();
         assert_eq!(
-            names(&rec),
+            rec.names(),
             [
                 "DNSStart",
                 "DNSDone",
@@ -394,7 +390,7 @@ mod tests {
         dial.canceled();
         dial.canceled();
         assert_eq!(
-            names(&rec),
+            rec.names(),
             [
                 "ConnectStart",
                 "ConnectDone",

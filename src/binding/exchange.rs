@@ -319,14 +319,6 @@ mod tests {
     use crate::error::Canceled;
     use crate::Recorder;
 
-    fn names(rec: &Recorder) -> Vec<&'static str> {
-        rec.names()
-    }
-
-    fn no_addrs() -> ConnAddrs {
-        ConnAddrs::default()
-    }
-
     #[test]
     fn exchanges_bind_at_boundaries_only() {
         let rec = Recorder::new();
@@ -335,27 +327,27 @@ mod tests {
 
         // first exchange: untraced, counted
         hand_off(None);
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         // a handoff left on this thread mid-exchange (no response read yet) is ignored
         hand_off(Some(&a));
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
-        assert!(names(&rec).is_empty());
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
+        assert!(rec.names().is_empty());
         conn.read(10);
         // a handoff that no write took is discarded by the next read
         hand_off(Some(&a));
         conn.before_read();
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
-        assert!(names(&rec).is_empty());
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
+        assert!(rec.names().is_empty());
 
         // second exchange: traced, on a connection that served one request already
         hand_off(Some(&a));
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         a.set_body_done();
         conn.flushed();
         conn.read(3);
         conn.read(3);
         assert_eq!(
-            names(&rec),
+            rec.names(),
             [
                 "GotConn",
                 "WroteHeaders",
@@ -372,7 +364,7 @@ mod tests {
         }
         assert!(a.last_read().is_some());
         drop(conn);
-        assert_eq!(names(&rec).last(), Some(&"ConnectionClosed"));
+        assert_eq!(rec.names().last(), Some(&"ConnectionClosed"));
         match rec.events().last() {
             Some(Event::ConnectionClosed(c)) => assert_eq!(c.requests, 2),
             other => panic!("{other:?}"),
@@ -385,12 +377,12 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
         hand_off(Some(&ctx));
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         drop(ctx);
         conn.flushed();
         conn.read(1);
         drop(conn);
-        assert_eq!(names(&rec), ["GotConn"]);
+        assert_eq!(rec.names(), ["GotConn"]);
     }
 
     #[test]
@@ -399,7 +391,7 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, Some(ctx.id));
         hand_off(Some(&ctx));
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         match &rec.events()[0] {
             Event::GotConn(g) => assert!(!g.reused && !g.was_idle && g.idle_time.is_zero()),
             other => panic!("{other:?}"),
@@ -412,12 +404,12 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
         hand_off(Some(&ctx));
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         let err = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         conn.write_failed(&err);
         conn.write_failed(&err);
         conn.flushed();
-        assert_eq!(names(&rec), ["GotConn", "WroteRequest"]);
+        assert_eq!(rec.names(), ["GotConn", "WroteRequest"]);
         let cause = ctx.cause().expect("the write error is the request's cause");
         let io = cause.get_ref().downcast_ref::<std::io::Error>().unwrap();
         assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
@@ -430,7 +422,7 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
         hand_off(Some(&ctx));
-        conn.before_write(b"GET / HTTP/1.1\r\n", no_addrs);
+        conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         ctx.finish(Event::RequestCanceled(RequestCanceledInfo {
             at: Instant::now(),
             error: SharedError::new(Canceled::new("request")),
@@ -440,7 +432,7 @@ mod tests {
         conn.read(5);
         conn.write_failed(&std::io::Error::from(std::io::ErrorKind::BrokenPipe));
         ctx.wrote(Instant::now(), true, true);
-        assert_eq!(names(&rec), ["GotConn", "RequestCanceled"]);
+        assert_eq!(rec.names(), ["GotConn", "RequestCanceled"]);
     }
 
     #[test]
@@ -448,13 +440,13 @@ mod tests {
         let rec = Recorder::new();
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, Some(ctx.id));
-        conn.before_write(frames::PREFACE, no_addrs);
+        conn.before_write(frames::PREFACE, ConnAddrs::default);
         hand_off(Some(&ctx));
-        conn.before_write(b"\0\0\x04\x01", no_addrs);
+        conn.before_write(b"\0\0\x04\x01", ConnAddrs::default);
         conn.flushed();
         conn.read(9);
         hand_off(Some(&ctx));
-        conn.before_write(b"\0\0\x04\x01", no_addrs);
+        conn.before_write(b"\0\0\x04\x01", ConnAddrs::default);
         conn.flushed();
         assert!(rec.names().is_empty(), "{:?}", rec.names());
     }

@@ -85,10 +85,6 @@ mod tests {
     use crate::binding::h2::frames;
     use crate::util::ConnAddrs;
 
-    fn no_addrs() -> ConnAddrs {
-        ConnAddrs::default()
-    }
-
     /// A connection closed and a new one with the same addresses: a request finds the new one,
     /// whatever the thread remembers of the last.
     #[test]
@@ -100,7 +96,7 @@ mod tests {
                 remote: Some(remote),
                 local: Some(local),
             });
-            conn.before_write(frames::PREFACE, no_addrs);
+            conn.before_write(frames::PREFACE, ConnAddrs::default);
             let shared = conn.h2_shared().unwrap();
             (conn, shared)
         };

@@ -375,14 +375,6 @@ mod tests {
     use crate::binding::request::RequestFacts;
     use crate::Recorder;
 
-    fn names(rec: &Recorder) -> Vec<&'static str> {
-        rec.names()
-    }
-
-    fn no_addrs() -> ConnAddrs {
-        ConnAddrs::default()
-    }
-
     /// A client frame's 9-byte header, and no payload.
     fn frame(kind: u8, flags: u8, stream: u32) -> Vec<u8> {
         let mut f = vec![0, 0, 0, kind, flags];
@@ -396,7 +388,7 @@ mod tests {
         n: usize,
     ) -> (ConnSide, Arc<H2Conn>, Vec<Recorder>, Vec<Arc<RequestCtx>>) {
         let mut conn = ConnSide::new(1, None);
-        conn.before_write(frames::PREFACE, no_addrs);
+        conn.before_write(frames::PREFACE, ConnAddrs::default);
         conn.h2_wrote(frames::PREFACE);
         let shared = conn.h2_shared().unwrap();
         let recs: Vec<Recorder> = (0..n).map(|_| Recorder::new()).collect();
@@ -433,12 +425,12 @@ mod tests {
         conn.h2_wrote(&frame(frames::HEADERS, whole, 5));
         assert_eq!(mapped_ids(&shared), [1, 5]);
         let written = ["GotConn", "WroteHeaders", "WroteRequest"];
-        assert_eq!(names(&recs[0]), written);
-        assert_eq!(names(&recs[1]), ["GotConn"]);
-        assert_eq!(names(&recs[2]), written);
+        assert_eq!(recs[0].names(), written);
+        assert_eq!(recs[1].names(), ["GotConn"]);
+        assert_eq!(recs[2].names(), written);
         // and nothing for stream 3 reaches its request now
         conn.h2_read(&frame(frames::HEADERS, frames::END_HEADERS, 3));
-        assert_eq!(names(&recs[1]), ["GotConn"]);
+        assert_eq!(recs[1].names(), ["GotConn"]);
         drop(ctxs);
     }
 
