@@ -1,20 +1,24 @@
 //! What httptrace costs on HTTP/2: 64 concurrent GETs (5-byte body) as streams of one h2c
 //! connection (`http2_only`), through the bare hyper-util client and through the traced stack
-//! with no trace, a no-op trace, and `record_timings(true)` (every request traced: each stream
-//! known, its frames followed). The server runs in this process, on a thread and runtime of its
+//! with no trace, a no-op trace on one request in 100, a no-op trace on every request, and
+//! `record_timings(true)`. Every request is counted as hyper opens its stream, so each traced
+//! one knows its stream and its frames are followed. The server runs in this process, on a thread and runtime of its
 //! own; the client on a current-thread runtime.
 //!
 //! - `taskset -c 0 cargo bench --bench http2`: criterion, the variants side by side.
 //! - `taskset -c 0 cargo bench --bench http2 -- --ratios` (or `HTTPTRACE_RATIOS=1`): the
 //!   interleaved measurement of `benches/overhead.rs`: every round runs each variant in turn
-//!   (bare, bare again as the A/A control, the floor, untraced, no-op, timings); the table
+//!   (bare, bare again as the A/A control, the floor, untraced, sampled, no-op, timings); the
+//!   table
 //!   gives the median µs/request over the rounds and the median ratio to the bare run of the
 //!   same round, with its min–max, beside the process CPU per request. `HTTPTRACE_ROUNDS`
 //!   (default 15) and `HTTPTRACE_REQUESTS` (default 4000 per variant and round) change the
 //!   sizes.
-//! - `--profile ID` (`bare`, `floor`, `untraced`, `noop`, `timings`): `HTTPTRACE_REQUESTS`
+//! - `--profile ID` (`bare`, `floor`, `untraced`, `sampled`, `noop`, `timings`): `HTTPTRACE_REQUESTS`
 //!   requests of one variant only, for a profiler such as `valgrind --tool=callgrind`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -56,15 +60,17 @@ enum Kind {
     Bare,
     Floor,
     Untraced,
+    Sampled,
     Noop,
     Timings,
 }
 
 impl Kind {
-    const ALL: [Kind; 5] = [
+    const ALL: [Kind; 6] = [
         Kind::Bare,
         Kind::Floor,
         Kind::Untraced,
+        Kind::Sampled,
         Kind::Noop,
         Kind::Timings,
     ];
@@ -74,8 +80,9 @@ impl Kind {
             Kind::Bare => "bare hyper-util, http2_only",
             Kind::Floor => "bare + hyper's hooks and a timed state (the floor)",
             Kind::Untraced => "traced stack, no trace",
-            Kind::Noop => "no-op trace (streams not known)",
-            Kind::Timings => "record_timings(true) (every stream known)",
+            Kind::Sampled => "no-op trace on 1 request in 100",
+            Kind::Noop => "no-op trace on every request",
+            Kind::Timings => "record_timings(true)",
         }
     }
 
@@ -84,6 +91,7 @@ impl Kind {
             Kind::Bare => "bare",
             Kind::Floor => "floor",
             Kind::Untraced => "untraced",
+            Kind::Sampled => "sampled",
             Kind::Noop => "noop",
             Kind::Timings => "timings",
         }
@@ -109,6 +117,8 @@ enum Stack {
     Bare(Bare),
     Floor(Bare),
     Untraced(Traced),
+    /// A trace on one request in 100 (the count shared by the clones).
+    Sampled(Traced, ClientTrace, Arc<AtomicU64>),
     Noop(Traced, ClientTrace),
 }
 
@@ -118,6 +128,11 @@ impl Stack {
             Kind::Bare => Stack::Bare(bare()),
             Kind::Floor => Stack::Floor(bare()),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
+            Kind::Sampled => Stack::Sampled(
+                traced(TraceLayer::new()),
+                ClientTrace::new(Noop),
+                Arc::default(),
+            ),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
             Kind::Timings => Stack::Untraced(traced(TraceLayer::new().record_timings(true))),
         }
@@ -133,11 +148,17 @@ impl Stack {
                 req.extensions_mut().insert(trace.clone());
                 send(svc, req).await
             }
+            Stack::Sampled(svc, trace, count) => {
+                if count.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
+                    req.extensions_mut().insert(trace.clone());
+                }
+                send(svc, req).await
+            }
         }
     }
 }
 
-/// Checks that the traced stack speaks HTTP/2 and, tracing every request, knows the streams.
+/// Checks that the traced stack speaks HTTP/2 and knows the streams.
 async fn sanity(uri: &Uri) {
     let rec = Recorder::new();
     let mut svc = traced(TraceLayer::new().default_trace(rec.trace()));
@@ -193,11 +214,12 @@ fn criterion_benches(c: &mut Criterion) {
 fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let n = env_u64("HTTPTRACE_REQUESTS", 4000);
-    let variants: [(&str, Kind); 6] = [
+    let variants: [(&str, Kind); 7] = [
         (Kind::Bare.name(), Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),
         (Kind::Floor.name(), Kind::Floor),
         (Kind::Untraced.name(), Kind::Untraced),
+        (Kind::Sampled.name(), Kind::Sampled),
         (Kind::Noop.name(), Kind::Noop),
         (Kind::Timings.name(), Kind::Timings),
     ];

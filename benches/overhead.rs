@@ -10,14 +10,17 @@
 //!   and the figures (~100 µs/req instead of ~22) say more about the scheduler than the stack.
 //! - `taskset -c 0 cargo bench --bench overhead -- --ratios` (or `HTTPTRACE_RATIOS=1`): instead
 //!   of criterion, the interleaved measurement of `shared/BENCHMARKING.md`: every round runs
-//!   each variant in turn (bare, bare again as the A/A control, the floor, untraced, no-op,
-//!   no-op with `http2_streams(false)`, recorder, timings...), and the table gives the median
+//!   each variant in turn (bare, bare again as the A/A control, the floor, untraced, a no-op
+//!   trace on one request in 100, no-op, no-op with `http2_streams(false)`, recorder,
+//!   timings...), and the table gives the median
 //!   µs/request over the rounds and the median ratio to the bare run of the same round, with
 //!   its min–max, beside the process CPU per request.
 //!   `HTTPTRACE_ROUNDS` (default 15) and `HTTPTRACE_REQUESTS` (default 2000 per variant and
 //!   round, sequential; twice that concurrent) change the sizes, and `HTTPTRACE_VERBOSE=1`
 //!   prints every round's µs/request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -45,6 +48,7 @@ enum Kind {
     Floor,
     FloorTimings,
     Untraced,
+    Sampled,
     Noop,
     NoopHttp1,
     NoopDefault,
@@ -55,11 +59,12 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::Bare,
         Kind::Floor,
         Kind::FloorTimings,
         Kind::Untraced,
+        Kind::Sampled,
         Kind::Noop,
         Kind::NoopHttp1,
         Kind::NoopDefault,
@@ -75,6 +80,7 @@ impl Kind {
             Kind::Floor => "bare + hyper's hooks and a timed state (the floor)",
             Kind::FloorTimings => "the floor without the 1xx callback (under timings)",
             Kind::Untraced => "traced stack, no trace",
+            Kind::Sampled => "no-op trace on 1 request in 100",
             Kind::Noop => "no-op trace, in the request's extensions",
             Kind::NoopHttp1 => "the same, http2_streams(false)",
             Kind::NoopDefault => "no-op trace, per-client default",
@@ -91,6 +97,7 @@ impl Kind {
             Kind::Floor => "floor",
             Kind::FloorTimings => "floor_timings",
             Kind::Untraced => "untraced",
+            Kind::Sampled => "sampled",
             Kind::Noop => "noop",
             Kind::NoopHttp1 => "noop_http1",
             Kind::NoopDefault => "noop_default",
@@ -150,6 +157,8 @@ enum Stack {
     /// The floor; with hyper's 1xx callback or not.
     Floor(Bare, bool),
     Untraced(Traced),
+    /// A trace on one request in 100 (the count shared by the clones).
+    Sampled(Traced, ClientTrace, Arc<AtomicU64>),
     Noop(Traced, ClientTrace),
     Recorder(Traced),
     Timings(Traced),
@@ -163,6 +172,11 @@ impl Stack {
             Kind::Floor => Stack::Floor(bare(nodelay_http()), true),
             Kind::FloorTimings => Stack::Floor(bare(nodelay_http()), false),
             Kind::Untraced => Stack::Untraced(traced(TraceLayer::new())),
+            Kind::Sampled => Stack::Sampled(
+                traced(TraceLayer::new()),
+                ClientTrace::new(Noop),
+                Arc::default(),
+            ),
             Kind::Noop => Stack::Noop(traced(TraceLayer::new()), ClientTrace::new(Noop)),
             Kind::NoopHttp1 => Stack::Noop(
                 traced(TraceLayer::new().http2_streams(false)),
@@ -187,6 +201,12 @@ impl Stack {
             Stack::Untraced(svc) | Stack::Timings(svc) => send(svc, req).await,
             Stack::Noop(svc, trace) => {
                 req.extensions_mut().insert(trace.clone());
+                send(svc, req).await
+            }
+            Stack::Sampled(svc, trace, count) => {
+                if count.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
+                    req.extensions_mut().insert(trace.clone());
+                }
                 send(svc, req).await
             }
             Stack::Recorder(svc) => {
@@ -282,12 +302,13 @@ fn ratios() {
     let rounds = env_u64("HTTPTRACE_ROUNDS", 15);
     let seq_n = env_u64("HTTPTRACE_REQUESTS", 2000);
     let conc_n = seq_n * 2;
-    let variants: [(&str, Kind); 12] = [
+    let variants: [(&str, Kind); 13] = [
         ("bare hyper-util", Kind::Bare),
         ("bare again (A/A control)", Kind::Bare),
         (Kind::Floor.name(), Kind::Floor),
         (Kind::FloorTimings.name(), Kind::FloorTimings),
         (Kind::Untraced.name(), Kind::Untraced),
+        (Kind::Sampled.name(), Kind::Sampled),
         (Kind::Noop.name(), Kind::Noop),
         (Kind::NoopHttp1.name(), Kind::NoopHttp1),
         (Kind::NoopDefault.name(), Kind::NoopDefault),

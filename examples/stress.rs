@@ -5,14 +5,14 @@
 //! `tests/stress.rs`, in `tests/support/src/load/`).
 //!
 //! With `--http2`, the same over HTTP/2 (h2c): the requests are streams of connections that the
-//! server shuts down (GOAWAY) after 1,000 streams each, every request traced (`record_timings`,
-//! so every stream is known), and each request checked as it ends: one terminal event, every
-//! Start paired, a stream no other request has, its whole sequence, and its first response byte
-//! after the server answered it (the checks of `tests/http2.rs`, in
-//! `tests/support/src/load/h2.rs`).
+//! server shuts down (GOAWAY) after 1,000 streams each, every request traced (or, with
+//! `--sample N`, one in N, the others sent untraced through the same layer), and each traced
+//! request checked as it ends: one terminal event, every Start paired, the stream the server saw
+//! it on, its whole sequence, and its first response byte after the server answered it (the
+//! checks of `tests/http2.rs`, in `tests/support/src/load/h2.rs`).
 //!
 //! ```text
-//! cargo run --release --example stress -- [--http2] [COUNT] [CONCURRENCY]
+//! cargo run --release --example stress -- [--http2 [--sample N]] [COUNT] [CONCURRENCY]
 //! ```
 //!
 //! Defaults: 100000 requests, 256 at a time. Exit codes: 0 when every check passed, 1 on any
@@ -27,12 +27,24 @@ use httptrace_test_support::h2::{h2_server, h2c_client};
 use httptrace_test_support::load::{run_h2_load, run_load, LoadConfig};
 use httptrace_test_support::servers::Server;
 
-const USAGE: &str =
-    "usage: cargo run --release --example stress -- [--http2] [COUNT] [CONCURRENCY]";
+const USAGE: &str = "usage: cargo run --release --example stress -- [--http2 [--sample N]] \
+                     [COUNT] [CONCURRENCY]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1).peekable();
     let http2 = args.next_if(|a| a == "--http2").is_some();
+    let sample = match http2 && args.next_if(|a| a == "--sample").is_some() {
+        false => Ok(1),
+        true => args
+            .next()
+            .and_then(|a| a.parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .ok_or("--sample"),
+    };
+    let Ok(sample) = sample else {
+        eprintln!("stress: --sample takes a positive number\n{USAGE}");
+        return ExitCode::from(2);
+    };
     let mut number = |default: u64| match args.next() {
         None => Ok(default),
         Some(a) => a.parse::<u64>().ok().filter(|n| *n > 0).ok_or(a),
@@ -49,7 +61,7 @@ fn main() -> ExitCode {
         .build()
         .expect("runtime");
     if http2 {
-        return stress_http2(&rt, count, concurrency as u64);
+        return stress_http2(&rt, count, concurrency as u64, sample);
     }
     let report = rt.block_on(async {
         let server = Server::start().await;
@@ -83,12 +95,18 @@ fn main() -> ExitCode {
 }
 
 /// `--http2`: the load over h2c, checked request by request.
-fn stress_http2(rt: &tokio::runtime::Runtime, count: u64, concurrency: u64) -> ExitCode {
+fn stress_http2(
+    rt: &tokio::runtime::Runtime,
+    count: u64,
+    concurrency: u64,
+    sample: u64,
+) -> ExitCode {
     let report = rt.block_on(async {
         let (addr, answered) = h2_server(Some(1_000)).await;
-        let client = h2c_client(httptrace::TraceLayer::new().record_timings(true));
+        let client = h2c_client(httptrace::TraceLayer::new());
         eprintln!(
-            "stress: {count} HTTP/2 requests, {concurrency} at a time, to {addr} ({} worker threads)",
+            "stress: {count} HTTP/2 requests, {concurrency} at a time, one in {sample} traced, \
+             to {addr} ({} worker threads)",
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
         let mut bar = Progress::new(count);
@@ -98,6 +116,7 @@ fn stress_http2(rt: &tokio::runtime::Runtime, count: u64, concurrency: u64) -> E
             &answered,
             count,
             concurrency,
+            sample,
             Duration::from_secs(3600),
             |done| bar.update(done),
         )

@@ -104,7 +104,14 @@ async fn sixty_four_exact(
         // (give or take the scheduling: the write returns as the server may already read it),
         // and its first response byte came after the server answered it (the answers are 3 ms
         // apart: a stream answered earlier would show here as early)
-        let (got_at, answered_at) = seen.lock().unwrap()[&path];
+        let served = seen.lock().unwrap()[&path];
+        let (got_at, answered_at) = (served.got, served.answered);
+        // the stream is the one the server saw it on
+        assert_eq!(
+            (got.local_addr.unwrap().port(), id),
+            (served.peer_port, served.stream_id),
+            "{path}"
+        );
         assert!(
             at(&events, "WroteRequest") <= got_at + Duration::from_millis(25),
             "{path}"
@@ -159,41 +166,7 @@ async fn h2c_64_streams_each_exact_and_its_own() {
 #[cfg(feature = "rustls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
-    use httptrace_test_support::clients::StaticResolver;
-    use httptrace_test_support::h2::h2_server_over;
-    use httptrace_test_support::tls;
-
-    let cert = tls::cert_for(&["localhost"]);
-    let mut config = tls::server_config(&cert, &[&rustls::version::TLS13]);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let (addr, seen) = h2_server_over(None, move |tcp| {
-        let acceptor = acceptor.clone();
-        async move {
-            acceptor
-                .accept(tcp)
-                .await
-                .ok()
-                .map(hyper_util::rt::TokioIo::new)
-        }
-    })
-    .await;
-
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    let resolver = StaticResolver::answering(addr, Duration::ZERO);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls::client_config(&cert, &[&rustls::version::TLS13]))
-        .https_only()
-        .enable_all_versions()
-        .wrap_connector(httptrace::connect::TracingTransport::new(
-            httptrace::connect::PerAddressConnector::new(http, resolver),
-        ));
-    let client = Client::builder(TokioExecutor::new()).build::<_, RequestBody<Body>>(
-        TracingConnector::with_inspector(https, httptrace::connect::Rustls),
-    );
-    let client = TraceLayer::new().record_timings(true).layer(client);
+    let (addr, seen, client) = tls_h2(TraceLayer::new().record_timings(true)).await;
     let base = format!("https://localhost:{}", addr.port());
     // the first request makes the connection: until ALPN tells, hyper-util can't know it will
     // be shared, so concurrent first requests would each dial one
@@ -240,6 +213,53 @@ async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
     assert_eq!(got.http2.unwrap().stream_id, Some(1));
     // then 64 at once on it
     sixty_four_exact(client, &base, &seen, 3).await;
+}
+
+/// An h2 server over TLS (ALPN `h2`) for `localhost`, and a client through `layer` that
+/// reaches it through the one-line stack's parts (a test resolver answers `localhost`).
+#[cfg(feature = "rustls")]
+async fn tls_h2(
+    layer: TraceLayer,
+) -> (
+    std::net::SocketAddr,
+    Answered,
+    impl SendTraced + Send + 'static,
+) {
+    use httptrace_test_support::clients::StaticResolver;
+    use httptrace_test_support::h2::h2_server_over;
+    use httptrace_test_support::tls;
+
+    let cert = tls::cert_for(&["localhost"]);
+    let mut config = tls::server_config(&cert, &[&rustls::version::TLS13]);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (addr, seen) = h2_server_over(None, move |tcp| {
+        let acceptor = acceptor.clone();
+        async move {
+            acceptor
+                .accept(tcp)
+                .await
+                .ok()
+                .map(hyper_util::rt::TokioIo::new)
+        }
+    })
+    .await;
+
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let resolver = StaticResolver::answering(addr, Duration::ZERO);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls::client_config(&cert, &[&rustls::version::TLS13]))
+        .https_only()
+        .enable_all_versions()
+        .wrap_connector(httptrace::connect::TracingTransport::new(
+            httptrace::connect::PerAddressConnector::new(http, resolver),
+        ));
+    let client = Client::builder(TokioExecutor::new()).build::<_, RequestBody<Body>>(
+        TracingConnector::with_inspector(https, httptrace::connect::Rustls),
+    );
+    (addr, seen, layer.layer(client))
 }
 
 /// A connector observer, recording what it sees.
@@ -375,11 +395,12 @@ async fn a_reset_stream_fails_its_request_only() {
     assert_eq!(failed, 1);
 }
 
-/// A layer that doesn't trace every request: untraced requests may open streams nobody
-/// registers, so no stream is named and no wire event is given; the connection is.
+/// A layer that traces some requests only: every request is counted as hyper opens its stream,
+/// so each traced one names its own stream (the one the server saw it on), gets its wire events
+/// and its `Timings` every phase.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn untraced_requests_on_the_connection_leave_streams_unnamed() {
-    let (addr, _seen) = h2_server(None).await;
+async fn traced_requests_among_untraced_ones_name_their_own_streams() {
+    let (addr, seen) = h2_server(None).await;
     let (observer, connector) = observed();
     let client = Client::builder(TokioExecutor::new())
         .http2_only(true)
@@ -387,7 +408,7 @@ async fn untraced_requests_on_the_connection_leave_streams_unnamed() {
     let client = TraceLayer::new().layer(client);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..16 {
-        let (client, url) = (client.clone(), format!("http://{addr}/{}", i % 4));
+        let (client, url) = (client.clone(), format!("http://{addr}/{}/{i}", i % 4));
         tasks.spawn(async move {
             if i % 2 == 0 {
                 // untraced
@@ -402,28 +423,29 @@ async fn untraced_requests_on_the_connection_leave_streams_unnamed() {
                 .await
                 .unwrap();
             res.into_body().collect().await.unwrap();
-            // no wire event: the phases that need one aren't known
-            assert!(timings.is_complete() && timings.total().is_some());
-            assert_eq!(timings.server_processing(), None);
-            assert_eq!(timings.content_transfer(), None);
-            Some(rec.events())
+            assert!(timings.is_complete());
+            assert!(timings.server_processing().is_some());
+            assert!(timings.content_transfer().is_some());
+            Some((url, rec.events()))
         });
     }
     let mut conns = BTreeSet::new();
     while let Some(res) = tasks.join_next().await {
-        let Some(events) = res.unwrap() else { continue };
+        let Some((url, events)) = res.unwrap() else {
+            continue;
+        };
+        let path = url.rsplit_once(&addr.to_string()).unwrap().1.to_owned();
         let got = got_conn(&events);
         conns.insert(got.conn_id);
-        assert!(got.derived.is_some());
-        assert_eq!(got.http2.as_ref().unwrap().stream_id, None);
-        let seq: Vec<&str> = names(&events)
-            .into_iter()
-            .filter(|n| !["ConnectStart", "ConnectDone", "Http2Ready"].contains(n))
-            .collect();
+        assert_eq!(got.derived, None);
+        let served = seen.lock().unwrap()[&path];
         assert_eq!(
-            seq,
-            ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+            (got.local_addr.unwrap().port(), stream_id(&events)),
+            (served.peer_port, Some(served.stream_id)),
+            "{path}"
         );
+        assert_eq!(own(&events), STREAM, "{path}");
+        assert!(at(&events, "GotFirstResponseByte") >= served.answered);
     }
     assert_eq!(conns.len(), 1);
     wait_for(&observer, "Http2Ready").await;
@@ -472,6 +494,7 @@ async fn load_with_goaways_stays_exact() {
         &seen,
         REQUESTS,
         128,
+        1,
         Duration::from_secs(60),
         |_| {},
     )
@@ -510,55 +533,49 @@ async fn a_large_upload_gets_its_first_byte_after_the_body() {
     assert!(at(&events, "WroteRequest") <= at(&events, "GotFirstResponseByte"));
 }
 
-/// A request sent on the client without the layer (an untraced `RequestBody`) takes a stream id
-/// nobody registered: the next traced request sees the wire past its prediction and names no
-/// stream, rather than another's.
+/// A request sent on the client around the layer has a `RequestBody` too (the client is built
+/// for it): it is counted as hyper opens its stream, and the traced request after it names its
+/// own stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_opened_around_the_layer_ends_the_mapping() {
-    let (addr, _seen) = h2_server(None).await;
+async fn a_stream_sent_around_the_layer_is_counted() {
+    let (addr, seen) = h2_server(None).await;
     let inner = h2c_inner();
     let client = TraceLayer::new().record_timings(true).layer(inner.clone());
-    let (a, _) = fetch(client.clone(), format!("http://{addr}/0")).await;
+    let (a, _) = fetch(client.clone(), format!("http://{addr}/0/a")).await;
     assert_eq!(stream_id(&a), Some(1));
-    // around the layer: stream 3, unregistered
-    get_around_the_layer(&inner, format!("http://{addr}/0")).await;
-    let (c, body) = fetch(client.clone(), format!("http://{addr}/5")).await;
-    assert_eq!(body.unwrap(), "/5");
+    // around the layer: stream 3
+    get_around_the_layer(&inner, format!("http://{addr}/0/b")).await;
+    let (c, body) = fetch(client.clone(), format!("http://{addr}/5/c")).await;
+    assert_eq!(body.unwrap(), "/5/c");
     assert_eq!(got_conn(&c).conn_id, got_conn(&a).conn_id);
-    assert_eq!(stream_id(&c), None, "stream 3 was taken: no guess");
-    assert!(got_conn(&c).derived.is_some());
-    assert_eq!(
-        names(&c),
-        ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
-    );
+    assert_eq!(stream_id(&c), Some(5));
+    assert_eq!(seen.lock().unwrap()["/5/c"].stream_id, 5);
+    assert_eq!(own(&c), STREAM);
 }
 
-/// The first stream of a connection sent around the layer: the traced request after it sees
-/// the wire already past its prediction, and names no stream.
+/// The first stream of a connection sent around the layer is counted too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_stream_around_the_layer_is_seen_at_the_next_registration() {
-    let (addr, _seen) = h2_server(None).await;
+async fn a_first_stream_around_the_layer_is_counted_too() {
+    let (addr, seen) = h2_server(None).await;
     let inner = h2c_inner();
     let client = TraceLayer::new().record_timings(true).layer(inner.clone());
-    get_around_the_layer(&inner, format!("http://{addr}/0")).await;
-    let (b, body) = fetch(client.clone(), format!("http://{addr}/0")).await;
-    assert_eq!(body.unwrap(), "/0");
-    assert_eq!(stream_id(&b), None, "stream 1 was taken: no guess");
-    assert_eq!(
-        names(&b),
-        ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
-    );
+    get_around_the_layer(&inner, format!("http://{addr}/0/a")).await;
+    let (b, body) = fetch(client.clone(), format!("http://{addr}/0/b")).await;
+    assert_eq!(body.unwrap(), "/0/b");
+    assert_eq!(stream_id(&b), Some(3));
+    assert_eq!(seen.lock().unwrap()["/0/b"].stream_id, 3);
+    assert_eq!(own(&b), STREAM);
 }
 
 /// A request made before another that carries the caller's own capture, but sent after it:
-/// whether its layer still counts every stream is read when its stream opens, not when it was
-/// made, so it doesn't take the uncounted request's stream id.
+/// the one with the caller's capture can't find its connection (hyper-util keeps one capture
+/// per request, and the caller's stays) but is counted, so the other names its own stream.
 #[tokio::test(flavor = "current_thread")]
-async fn the_callers_capture_counts_when_the_stream_opens() {
+async fn a_request_with_the_callers_capture_is_still_counted() {
     use tower::Service;
-    let (addr, _seen) = h2_server(None).await;
+    let (addr, seen) = h2_server(None).await;
     let client = h2c_client(TraceLayer::new().record_timings(true));
-    let (warm, _) = fetch(client.clone(), format!("http://{addr}/0")).await;
+    let (warm, _) = fetch(client.clone(), format!("http://{addr}/0/warm")).await;
     assert_eq!(stream_id(&warm), Some(1));
     // A is made first, B (with the caller's capture) second; hyper sends B first
     let rec_a = Recorder::new();
@@ -567,8 +584,9 @@ async fn the_callers_capture_counts_when_the_stream_opens() {
         .ready()
         .await
         .unwrap()
-        .call(traced(&format!("http://{addr}/0"), rec_a.trace()));
-    let mut req_b = traced(&format!("http://{addr}/0"), Recorder::new().trace());
+        .call(traced(&format!("http://{addr}/0/a"), rec_a.trace()));
+    let rec_b = Recorder::new();
+    let mut req_b = traced(&format!("http://{addr}/0/b"), rec_b.trace());
     let _theirs = hyper_util::client::legacy::connect::capture_connection(&mut req_b);
     let mut svc_b = client.clone();
     let fut_b = svc_b.ready().await.unwrap().call(req_b);
@@ -576,25 +594,27 @@ async fn the_callers_capture_counts_when_the_stream_opens() {
     res_a.unwrap().into_body().collect().await.unwrap();
     res_b.unwrap().into_body().collect().await.unwrap();
     let a = rec_a.events();
-    assert_eq!(stream_id(&a), None, "{:?}", got_conn(&a));
+    let served = seen.lock().unwrap()["/0/a"];
+    assert_eq!(stream_id(&a), Some(served.stream_id), "{:?}", got_conn(&a));
+    assert_eq!(served.stream_id, 5);
+    assert_eq!(own(&a), STREAM);
     assert_eq!(
-        names(&a),
-        ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+        names(&rec_b.events()),
+        ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
     );
 }
 
-/// A traced request that carries the caller's own hyper-util capture can't be counted (hyper-util
-/// keeps one per request, and the caller's stays): the layer stops claiming that it counts every
-/// stream, and the next requests name none.
+/// A traced request that carries the caller's own hyper-util capture reports what needs no
+/// binding, and the caller's capture works; the requests after it name their streams.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_callers_own_capture_stays_and_streams_go_unnamed() {
-    let (addr, _seen) = h2_server(None).await;
+async fn the_callers_own_capture_stays_and_the_next_streams_are_named() {
+    let (addr, seen) = h2_server(None).await;
     let client = h2c_client(TraceLayer::new().record_timings(true));
-    let (a, _) = fetch(client.clone(), format!("http://{addr}/0")).await;
+    let (a, _) = fetch(client.clone(), format!("http://{addr}/0/a")).await;
     assert_eq!(stream_id(&a), Some(1));
 
     let rec = Recorder::new();
-    let mut req = traced(&format!("http://{addr}/0"), rec.trace());
+    let mut req = traced(&format!("http://{addr}/0/b"), rec.trace());
     let mut theirs = hyper_util::client::legacy::connect::capture_connection(&mut req);
     let res = client.clone().oneshot(req).await.unwrap();
     res.into_body().collect().await.unwrap();
@@ -607,11 +627,187 @@ async fn the_callers_own_capture_stays_and_streams_go_unnamed() {
         ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
     );
 
-    let (c, body) = fetch(client.clone(), format!("http://{addr}/0")).await;
-    assert_eq!(body.unwrap(), "/0");
-    assert_eq!(stream_id(&c), None);
+    let (c, body) = fetch(client.clone(), format!("http://{addr}/0/c")).await;
+    assert_eq!(body.unwrap(), "/0/c");
+    assert_eq!(stream_id(&c), Some(5));
+    assert_eq!(seen.lock().unwrap()["/0/c"].stream_id, 5);
+    assert_eq!(own(&c), STREAM);
+}
+
+/// Go's sequences over HTTP/2 with TLS (ALPN `h2`), with `TraceLayer::new()` and a trace on
+/// some requests only: a fresh connection, then a reused one, each traced request with its own
+/// `Recorder`, untraced requests sent between them on the same connection.
+#[cfg(feature = "rustls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sequences_for_requests_traced_one_by_one() {
+    let (addr, seen, client) = tls_h2(TraceLayer::new()).await;
+    let base = format!("https://localhost:{}", addr.port());
+    let go = |events: &[Event]| -> Vec<&'static str> {
+        events
+            .iter()
+            .filter(|e| e.is_go())
+            .map(|e| e.name())
+            .collect()
+    };
+    let (fresh, body) = fetch(client.clone(), format!("{base}/0/fresh")).await;
+    assert_eq!(body.unwrap(), "/0/fresh");
     assert_eq!(
-        names(&c),
-        ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+        go(&fresh),
+        [
+            "GetConn",
+            "DNSStart",
+            "DNSDone",
+            "ConnectStart",
+            "ConnectDone",
+            "TLSHandshakeStart",
+            "TLSHandshakeDone",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte"
+        ]
     );
+    let got = got_conn(&fresh);
+    assert!(!got.reused && !got.was_idle && got.derived.is_none());
+    assert_eq!(got.http2.unwrap().stream_id, Some(1));
+    // untraced requests between, on the same connection: streams 3, 5, 7
+    for i in 0..3 {
+        let res = client
+            .clone()
+            .oneshot(request(&format!("{base}/0/untraced{i}")))
+            .await
+            .unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let (reused, body) = fetch(client.clone(), format!("{base}/0/reused")).await;
+    assert_eq!(body.unwrap(), "/0/reused");
+    assert_eq!(
+        go(&reused),
+        [
+            "GetConn",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte"
+        ]
+    );
+    assert_eq!(own(&reused), STREAM);
+    let got = got_conn(&reused);
+    assert!(got.reused && got.was_idle && got.derived.is_none());
+    assert_eq!(got.http2.unwrap().stream_id, Some(9));
+    let served = seen.lock().unwrap()["/0/reused"];
+    assert_eq!(
+        (got.local_addr.unwrap().port(), 9),
+        (served.peer_port, served.stream_id)
+    );
+}
+
+/// 10,000 requests, 64 at a time, one in a hundred traced, on h2c connections the server shuts
+/// down (GOAWAY) after 200 requests each: every traced request that gets an answer names the
+/// stream the server saw it on, has its whole sequence and its own first response byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_in_a_hundred_traced_under_goaways_stays_exact() {
+    const REQUESTS: u64 = 10_000;
+    let (addr, seen) = h2_server(Some(200)).await;
+    let client = h2c_client(TraceLayer::new());
+    let report = run_h2_load(
+        &client,
+        addr,
+        &seen,
+        REQUESTS,
+        64,
+        100,
+        Duration::from_secs(120),
+        |_| {},
+    )
+    .await;
+    println!("{report}");
+    assert_eq!(report.violations, 0, "{report}");
+    assert_eq!(report.ok + report.failed + report.stalled, REQUESTS);
+    assert!(report.connections >= 10, "{report}");
+    // about 1% of the answered ones were traced, and checked
+    assert!(
+        report.traced * 100 >= report.ok * 8 / 10 && report.traced > 50,
+        "{report}"
+    );
+}
+
+/// HTTP/1 and HTTP/2 clients in one process, at once: the HTTP/1 load (every request traced,
+/// checked against the server's view of each socket) and an HTTP/2 load with one request in
+/// ten traced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_and_http2_clients_at_once_in_one_process() {
+    use httptrace_test_support::clients::server_and_client;
+    use httptrace_test_support::load::{run_load, LoadConfig};
+
+    let (h2_addr, seen) = h2_server(Some(150)).await;
+    let h2 = h2c_client(TraceLayer::new());
+    let (server, h1) = server_and_client().await;
+    let cfg = LoadConfig::jittered(2_000, 64, Duration::from_secs(60));
+    let (h1_report, h2_report) = tokio::join!(
+        run_load(&h1, &server, &cfg, |_| {}),
+        run_h2_load(
+            &h2,
+            h2_addr,
+            &seen,
+            2_000,
+            64,
+            10,
+            Duration::from_secs(60),
+            |_| {}
+        )
+    );
+    println!("{h1_report}\n{h2_report}");
+    h1_report.assert_clean(2_000);
+    assert_eq!(h2_report.violations, 0, "{h2_report}");
+    assert!(h2_report.traced > 100, "{h2_report}");
+}
+
+/// HTTP/2 over a connector that tells no addresses (an in-memory pipe, as a Unix socket or a
+/// mock): hyper-util carries the connection to each request all the same, and traced requests
+/// name their streams among untraced ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_over_an_in_memory_connector() {
+    use httptrace_test_support::h2::in_memory_connector;
+
+    let (connector, seen) = in_memory_connector();
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build::<_, RequestBody<Body>>(TracingConnector::new(connector));
+    let client = TraceLayer::new().layer(client);
+    let (first, body) = fetch(client.clone(), "http://memory.test/0/a".to_owned()).await;
+    assert_eq!(body.unwrap(), "/0/a");
+    let seq: Vec<&str> = names(&first)
+        .into_iter()
+        .filter(|n| *n != "Http2Ready")
+        .collect();
+    assert_eq!(
+        seq,
+        [
+            "GetConn",
+            "ConnectStart",
+            "ConnectDone",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "ResponseHeaders",
+            "ResponseBodyDone"
+        ]
+    );
+    let got = got_conn(&first);
+    assert_eq!((got.local_addr, got.remote_addr), (None, None));
+    assert_eq!(got.http2.unwrap().stream_id, Some(1));
+    let res = client
+        .clone()
+        .oneshot(request("http://memory.test/0/b"))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    let (third, _) = fetch(client.clone(), "http://memory.test/0/c".to_owned()).await;
+    let got = got_conn(&third);
+    assert_eq!(got.conn_id, got_conn(&first).conn_id);
+    assert_eq!(got.http2.unwrap().stream_id, Some(5));
+    assert_eq!(seen.lock().unwrap()["/0/c"].stream_id, 5);
+    assert_eq!(own(&third), STREAM);
 }

@@ -1,26 +1,24 @@
-//! Two layers on one HTTP/2 client, one of them with `http2_streams(false)`: its requests go
-//! without hyper-util's capture and open streams nobody registers, so from then on no stream is
-//! named, on any client, even when no HTTP/2 connection was live when it was made (in its own
-//! test binary: what it turns off is process-wide).
+//! Two layers on one HTTP/2 client, one of them with `http2_streams(false)`: its traced requests
+//! go without hyper-util's capture, so they can't find their connection, but every request of
+//! both layers is counted as hyper opens its stream, so the other layer's requests name their
+//! own streams, also when the first request is made before any HTTP/2 connection is live.
 
 use httptrace::TraceLayer;
 use httptrace_test_support::clients::traced;
 use httptrace_test_support::events::{got_conn, names};
-use httptrace_test_support::h2::{fetch, h2_server, h2c_inner};
+use httptrace_test_support::h2::{fetch, h2_server, h2c_inner, own, STREAM};
 use tower::Layer;
 
 #[tokio::test(flavor = "current_thread")]
-async fn a_layer_without_http2_streams_ends_the_naming() {
-    let (addr, _answered) = h2_server(None).await;
+async fn a_layer_without_http2_streams_leaves_the_others_exact() {
+    let (addr, seen) = h2_server(None).await;
     let inner = h2c_inner();
     let a = TraceLayer::new().record_timings(true).layer(inner.clone());
     let b = TraceLayer::new()
         .record_timings(true)
         .http2_streams(false)
         .layer(inner.clone());
-    // B's first request is made before any HTTP/2 connection is live (it could dial the first
-    // one and open its first stream before A registers there), and sent later: from the moment
-    // it is made, no stream is named, even A's first
+    // B's first request is made before any HTTP/2 connection is live, and sent later
     let early = httptrace::Recorder::new();
     let early_res = {
         use tower::{Service, ServiceExt};
@@ -30,8 +28,8 @@ async fn a_layer_without_http2_streams_ends_the_naming() {
     };
     let (warm, _) = fetch(a.clone(), format!("http://{addr}/0/warm")).await;
     let got = got_conn(&warm);
-    assert_eq!(got.http2.unwrap().stream_id, None);
-    assert!(got.derived.is_some());
+    assert_eq!(got.http2.unwrap().stream_id, Some(1));
+    assert_eq!(got.derived, None);
     let res = early_res.await.unwrap();
     http_body_util::BodyExt::collect(res.into_body())
         .await
@@ -41,7 +39,7 @@ async fn a_layer_without_http2_streams_ends_the_naming() {
         ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
     );
     for round in 0..10 {
-        // B, unregistered, then A, queued together on the one connection
+        // B, then A, queued together on the one connection
         let ((b_events, b_body), (a_events, a_body)) = tokio::join!(
             fetch(b.clone(), format!("http://{addr}/20/b{round}")),
             fetch(a.clone(), format!("http://{addr}/0/a{round}"))
@@ -53,11 +51,13 @@ async fn a_layer_without_http2_streams_ends_the_naming() {
             ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
         );
         let got = got_conn(&a_events);
-        assert_eq!(got.http2.unwrap().stream_id, None, "round {round}");
-        assert!(got.derived.is_some());
+        let served = seen.lock().unwrap()[&format!("/0/a{round}")];
         assert_eq!(
-            names(&a_events),
-            ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
+            got.http2.unwrap().stream_id,
+            Some(served.stream_id),
+            "round {round}"
         );
+        assert_eq!(got.derived, None);
+        assert_eq!(own(&a_events), STREAM);
     }
 }

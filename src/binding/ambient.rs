@@ -23,7 +23,8 @@ use hyper_util::client::legacy::connect::HttpInfo;
 use pin_project_lite::pin_project;
 
 use super::dial::DialCtx;
-use super::h2::{self, H2Conn};
+use super::h2::dispatch::Dispatch;
+use super::h2::{self, H2Conn, H2Link};
 use super::request::RequestCtx;
 use crate::trace::ClientTrace;
 
@@ -243,11 +244,24 @@ pub(crate) enum Handoff {
     Traced(Weak<RequestCtx>),
 }
 
-/// Called by the request body when hyper's dispatcher first looks at it, on the connection's
-/// task: on an HTTP/2 connection the request's stream opens now (invariant 6); on HTTP/1 the
-/// request is left for the IO's next write (invariant 4).
-pub(crate) fn hand_off(ctx: Option<&Arc<RequestCtx>>) {
-    if ctx.is_some_and(open_on_http2) {
+/// Called by the request body when hyper's dispatcher first looks at it (its first
+/// `is_end_stream()` off its request's task). `http2`: hyper asked its `size_hint()` first, as
+/// only its HTTP/2 dispatch task does, right before it opens the request's stream;
+/// `opens_stream`: hyper won't refuse it before (a `CONNECT` with a body).
+///
+/// On HTTP/2 the request is counted on that task and its stream registered (invariant 6); on
+/// HTTP/1 it is left for the IO's next write (invariant 4), also when `http2` was a false alarm
+/// (a layer between httptrace and the client that asked first).
+pub(crate) fn hand_off(ctx: Option<&Arc<RequestCtx>>, http2: bool, opens_stream: bool) {
+    let dispatch = http2.then(h2::dispatch::count).flatten();
+    if let (Some(d), false) = (&dispatch, opens_stream) {
+        h2::dispatch::uncount(d);
+    }
+    let dispatch = dispatch.filter(|_| opens_stream);
+    if ctx.is_some_and(|ctx| {
+        // a traced request on HTTP/1 looks no further while no HTTP/2 connection is live
+        (http2 || h2::any_live()) && open_on_http2(ctx, dispatch, opens_stream)
+    }) {
         return;
     }
     let handoff = match ctx {
@@ -273,16 +287,13 @@ pub(crate) fn take_handoff() -> Option<Handoff> {
 // ---------------------------------------------------------------------------------------------
 // Invariant 6: a request finds its HTTP/2 connection
 
-/// Called where hyper hands the request to a connection's task: if that is an HTTP/2
-/// connection's dispatch task, registers the request's stream there.
-fn open_on_http2(ctx: &Arc<RequestCtx>) -> bool {
-    if !h2::any_live() {
-        return false;
-    }
+/// If the connection hyper-util gave `ctx` speaks HTTP/2, registers the request's stream there
+/// (hyper is opening it now, on this task), as the request `dispatch` counted.
+fn open_on_http2(ctx: &Arc<RequestCtx>, dispatch: Option<Dispatch>, opens_stream: bool) -> bool {
     let Some(capture) = &ctx.capture else {
         return false;
     };
-    let key = {
+    let conn = {
         let connected = capture.connection_metadata();
         let Some(connected) = connected.as_ref() else {
             return false;
@@ -290,24 +301,35 @@ fn open_on_http2(ctx: &Arc<RequestCtx>) -> bool {
         let read = EXTRAS.try_with(|ext| {
             let mut ext = ext.try_borrow_mut().ok()?;
             connected.get_extras(&mut ext);
-            let key = ext
-                .get::<HttpInfo>()
-                .map(|info| (info.local_addr(), info.remote_addr()));
+            let found = match ext.get::<H2Link>() {
+                Some(link) => Found::Conn(link.get()),
+                None => Found::Name(
+                    ext.get::<HttpInfo>()
+                        .map(|info| (info.local_addr(), info.remote_addr())),
+                ),
+            };
             ext.clear();
-            key
+            Some(found)
         });
         match read {
-            Ok(Some(key)) => key,
-            _ => return false,
+            Ok(Some(Found::Conn(conn))) => conn,
+            Ok(Some(Found::Name(Some(key)))) => h2_conn(key),
+            _ => None,
         }
     };
-    match h2_conn(key) {
+    match conn {
         Some(conn) => {
-            conn.open(ctx);
+            conn.open(ctx, dispatch, opens_stream);
             true
         }
         None => false,
     }
+}
+
+/// How a connection tells itself.
+enum Found {
+    Conn(Option<Arc<H2Conn>>),
+    Name(Option<ConnKey>),
 }
 
 /// The live HTTP/2 connection named `key` ((local, remote)).
@@ -363,7 +385,7 @@ mod tests {
     #[test]
     fn a_handoff_is_taken_once() {
         assert!(take_handoff().is_none());
-        hand_off(None);
+        hand_off(None, false, true);
         assert!(matches!(take_handoff(), Some(Handoff::Untraced)));
         assert!(take_handoff().is_none());
     }

@@ -2,11 +2,13 @@
 //! of each exchange to the request whose bytes it writes; an HTTP/2 connection hands its bytes
 //! to [`H2Side`] instead.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+
+use hyper_util::client::legacy::connect::{Connected, HttpInfo};
 use std::time::{Duration, Instant};
 
 use super::ambient::{take_handoff, Handoff};
-use super::h2::H2Side;
+use super::h2::{H2Link, H2Side};
 use super::request::RequestCtx;
 use crate::error::{copy_io_error, SharedError};
 use crate::event::*;
@@ -37,6 +39,8 @@ pub(crate) struct ConnSide {
     dialler: Option<Weak<RequestCtx>>,
     /// The connection speaks HTTP/2 (its first bytes were the HTTP/2 preface).
     h2: Option<Box<H2Side>>,
+    /// How its requests find it on HTTP/2 when it has no name (no `HttpInfo`).
+    link: OnceLock<H2Link>,
 }
 
 /// The start of the HTTP/2 connection preface (RFC 9113, 3.4).
@@ -67,7 +71,21 @@ impl ConnSide {
             proto_known: false,
             dialler: None,
             h2: None,
+            link: OnceLock::new(),
         }
+    }
+
+    /// What hyper-util should carry to this connection's requests, with `connected`, so they
+    /// find it if it speaks HTTP/2: nothing when `connected` names it (its `HttpInfo`; that
+    /// costs no request anything), else an [`H2Link`] (which hyper-util copies into every
+    /// response of the connection).
+    pub(crate) fn link(&self, connected: &Connected) -> Option<H2Link> {
+        let mut ext = http::Extensions::new();
+        connected.get_extras(&mut ext);
+        if ext.get::<HttpInfo>().is_some() {
+            return None;
+        }
+        Some(self.link.get_or_init(H2Link::default).clone())
     }
 
     /// The traced request that dialled the connection.
@@ -111,7 +129,11 @@ impl ConnSide {
             if first_bytes.starts_with(H2_PREFACE) {
                 let addrs = addrs.take().map_or_else(ConnAddrs::default, |f| f());
                 let addrs = *self.addrs.get_or_insert(addrs);
-                self.h2 = Some(Box::new(H2Side::new(self.conn_id, self.dialled_for, addrs)));
+                let h2 = H2Side::new(self.conn_id, self.dialled_for, addrs);
+                if let Some(link) = self.link.get() {
+                    link.set(h2.shared());
+                }
+                self.h2 = Some(Box::new(h2));
             }
         }
         let Some(handoff) = take_handoff() else {
@@ -326,21 +348,21 @@ mod tests {
         let mut conn = ConnSide::new(7, Some(a.id));
 
         // first exchange: untraced, counted
-        hand_off(None);
+        hand_off(None, false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         // a handoff left on this thread mid-exchange (no response read yet) is ignored
-        hand_off(Some(&a));
+        hand_off(Some(&a), false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         assert!(rec.names().is_empty());
         conn.read(10);
         // a handoff that no write took is discarded by the next read
-        hand_off(Some(&a));
+        hand_off(Some(&a), false, true);
         conn.before_read();
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         assert!(rec.names().is_empty());
 
         // second exchange: traced, on a connection that served one request already
-        hand_off(Some(&a));
+        hand_off(Some(&a), false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         a.set_body_done();
         conn.flushed();
@@ -376,7 +398,7 @@ mod tests {
         let rec = Recorder::new();
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
-        hand_off(Some(&ctx));
+        hand_off(Some(&ctx), false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         drop(ctx);
         conn.flushed();
@@ -390,7 +412,7 @@ mod tests {
         let rec = Recorder::new();
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, Some(ctx.id));
-        hand_off(Some(&ctx));
+        hand_off(Some(&ctx), false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         match &rec.events()[0] {
             Event::GotConn(g) => assert!(!g.reused && !g.was_idle && g.idle_time.is_zero()),
@@ -403,7 +425,7 @@ mod tests {
         let rec = Recorder::new();
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
-        hand_off(Some(&ctx));
+        hand_off(Some(&ctx), false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         let err = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         conn.write_failed(&err);
@@ -421,7 +443,7 @@ mod tests {
         let rec = Recorder::new();
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, None);
-        hand_off(Some(&ctx));
+        hand_off(Some(&ctx), false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
         ctx.finish(Event::RequestCanceled(RequestCanceledInfo {
             at: Instant::now(),
@@ -441,11 +463,11 @@ mod tests {
         let ctx = RequestCtx::new(rec.trace());
         let mut conn = ConnSide::new(1, Some(ctx.id));
         conn.before_write(frames::PREFACE, ConnAddrs::default);
-        hand_off(Some(&ctx));
+        hand_off(Some(&ctx), false, true);
         conn.before_write(b"\0\0\x04\x01", ConnAddrs::default);
         conn.flushed();
         conn.read(9);
-        hand_off(Some(&ctx));
+        hand_off(Some(&ctx), false, true);
         conn.before_write(b"\0\0\x04\x01", ConnAddrs::default);
         conn.flushed();
         assert!(rec.names().is_empty(), "{:?}", rec.names());

@@ -25,11 +25,12 @@
 //!    opened with [`Canceled`](crate::error::Canceled); a request ends with exactly one of
 //!    `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`.
 //! 6. **On HTTP/2, a request is bound to its connection by hyper-util, and to its stream by
-//!    order** ([`h2`]). The request's `CaptureConnection` names its connection by the time
-//!    hyper's dispatch task asks its body `is_end_stream()` and opens its stream: `GotConn`
-//!    then. hyper opens a connection's streams one at a time with ids 1, 3, 5..., so when
-//!    every stream is registered by a traced request, the k-th is stream 2k-1 and its frames
-//!    are that request's wire events. A stream nobody registered ends the mapping.
+//!    order** ([`h2`]). hyper's dispatch task opens a connection's streams one at a time, ids
+//!    1, 3, 5..., asking each body `size_hint()` then `is_end_stream()` right before: every
+//!    body, traced or not, counts itself there under that task's id, so the k-th is stream
+//!    2k-1. A traced request's `CaptureConnection` names its connection by then: `GotConn`,
+//!    and the frames of its stream are its wire events. A stream that went uncounted ends the
+//!    mapping.
 
 pub(crate) mod ambient;
 pub(crate) mod dial;
@@ -42,5 +43,4 @@ pub(crate) use self::ambient::{
 };
 pub(crate) use self::dial::{next_conn_id, DialCtx};
 pub(crate) use self::exchange::ConnSide;
-pub(crate) use self::h2::uncaptured_request;
 pub(crate) use self::request::{informational, Recorded, RequestCtx, RequestFacts};

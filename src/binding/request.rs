@@ -37,14 +37,6 @@ pub(crate) struct RequestCtx {
     conn_broken: AtomicBool,
     /// What tells, on hyper's side, which connection the request got (invariant 6).
     pub(super) capture: Option<CaptureConnection>,
-    /// Every request of the layer that made this one is traced (invariant 6).
-    pub(super) all_traced: bool,
-    /// Set when a request of the same layer went without hyper-util's capture: read when the
-    /// stream opens, not when the request was made (it may open after that one).
-    pub(super) uncounted: Option<Arc<AtomicBool>>,
-    /// hyper refuses this request before opening an HTTP/2 stream for it (a `CONNECT` with a
-    /// body).
-    pub(super) opens_no_stream: bool,
     /// What the layer records for this request and puts in its response.
     recorded: Option<Arc<dyn Recorded>>,
     /// The request asked to close its connection (`Connection: close`, HTTP/1.0).
@@ -66,9 +58,6 @@ pub(crate) struct RequestFacts {
     /// When the request started: its `GetConn`.
     pub(crate) start: Instant,
     pub(crate) capture: Option<CaptureConnection>,
-    pub(crate) all_traced: bool,
-    pub(crate) uncounted: Option<Arc<AtomicBool>>,
-    pub(crate) opens_no_stream: bool,
     /// What to record for the request and put in its response (the layer's `Timings`).
     pub(crate) recorded: Option<Arc<dyn Recorded>>,
     pub(crate) req_close: bool,
@@ -81,9 +70,6 @@ impl RequestFacts {
         Self {
             start: Instant::now(),
             capture: None,
-            all_traced: false,
-            uncounted: None,
-            opens_no_stream: false,
             recorded: None,
             req_close: false,
         }
@@ -136,9 +122,6 @@ impl RequestCtx {
             body_left: AtomicU64::new(u64::MAX),
             conn_broken: AtomicBool::new(false),
             capture: facts.capture,
-            all_traced: facts.all_traced,
-            uncounted: facts.uncounted,
-            opens_no_stream: facts.opens_no_stream,
             recorded: facts.recorded,
             req_close: facts.req_close,
             resp_bytes: AtomicU64::new(0),

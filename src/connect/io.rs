@@ -53,7 +53,11 @@ impl<T: fmt::Debug> fmt::Debug for TracedIo<T> {
 
 impl<T: Connection> Connection for TracedIo<T> {
     fn connected(&self) -> Connected {
-        self.get_ref().connected()
+        let connected = self.get_ref().connected();
+        match self.conn.link(&connected) {
+            Some(link) => connected.extra(link),
+            None => connected,
+        }
     }
 }
 

@@ -23,8 +23,9 @@ use crate::trace::ClientTrace;
 /// literal, no connect on a reused connection) is `None`; so are the lookup and connect of a
 /// dial that hyper-util started for this request when an idle connection then served it. On
 /// HTTP/2 the phases that need the wire (`server_processing`, `content_transfer`,
-/// `starttransfer`) are there when the request's stream is known (a layer that traces every
-/// request, as `record_timings` does; see [HTTP/2](crate::TraceLayer#http2)), and `None` otherwise.
+/// `starttransfer`) are there when the request's stream is known, as it is whenever the
+/// client's requests go through the layer, traced or not (see
+/// [HTTP/2](crate::TraceLayer#http2)), and `None` otherwise.
 ///
 /// ```no_run
 /// # async fn doc(svc: impl tower::Service<http::Request<http_body_util::Empty<bytes::Bytes>>, Response = http::Response<httptrace::ResponseBody<hyper::body::Incoming>>, Error = hyper_util::client::legacy::Error>) {

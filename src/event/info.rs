@@ -170,10 +170,12 @@ pub struct GotConnInfo {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Derived {
-    /// An HTTP/2 connection that also carries untraced requests: the stream id is unknown, and
-    /// `reused` and `streams_in_flight` count the streams seen on the wire and those of traced
-    /// requests (an untraced stream not yet written is missed).
-    Http2Untraced,
+    /// An HTTP/2 request whose stream can't be told: a request sent on the client around the
+    /// layer took a stream id nobody counted (or, rarely, the count of the connection's streams
+    /// was lost). The stream id is unknown, `reused` and `streams_in_flight` count the streams
+    /// seen on the wire and those of traced requests (a stream not yet written is missed), and
+    /// the request gets no wire events.
+    Http2StreamUnknown,
     /// reqwest, whose pool is private: the connection is the one the response's `HttpInfo`
     /// names; `reused`/`was_idle` mean "not made by this request's own connect"; `idle_time`
     /// is unknown (zero); `at` is the end of that connect, or else the request's start.
@@ -186,10 +188,10 @@ pub enum Derived {
 impl fmt::Display for Derived {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Derived::Http2Untraced => {
-                "HTTP/2 with untraced requests: `reused` and `streams_in_flight` count the \
-                 streams on the wire and those of traced requests (an untraced stream not yet \
-                 written is missed)"
+            Derived::Http2StreamUnknown => {
+                "HTTP/2, the stream unknown (a request around the layer took an id): `reused` \
+                 and `streams_in_flight` count the streams on the wire and those of traced \
+                 requests (a stream not yet written is missed)"
             }
             Derived::Reqwest => {
                 "reqwest: the connection from the response's HttpInfo; `reused`/`was_idle` mean \
@@ -210,14 +212,15 @@ impl fmt::Display for Derived {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Http2Stream {
-    /// The stream's id, when it is known exactly: when every request on the connection is traced
-    /// (see [HTTP/2](crate::TraceLayer#http2)). Otherwise `None`, and the request gets no wire events of
-    /// its own (`WroteHeaders`, `WroteRequest`, `GotFirstResponseByte`). If a stream nobody
-    /// registered shows on the wire later, the mapping stops: a request named before then gets
-    /// no more wire events, rather than risk wrong ones.
+    /// The stream's id: known when every request on the connection went through a
+    /// [`TraceLayer`](crate::TraceLayer), traced or not (see [HTTP/2](crate::TraceLayer#http2)).
+    /// Otherwise `None`, and the request gets no wire events of its own (`WroteHeaders`,
+    /// `WroteRequest`, `GotFirstResponseByte`). If a stream that went around the layer shows on
+    /// the wire later, the mapping stops: a request named before then gets no more wire events,
+    /// rather than risk wrong ones.
     pub stream_id: Option<u32>,
-    /// The streams open on the connection when this one was opened, not counting it (as
-    /// httptrace saw them on the wire).
+    /// The streams open on the connection when this one was opened, not counting it: opened by
+    /// hyper and not yet closed on the wire.
     pub streams_in_flight: u32,
     /// The request waited for a connection another request was dialling (it neither dialled it
     /// nor found it ready).

@@ -1,6 +1,6 @@
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -31,9 +31,17 @@ pin_project! {
         #[pin]
         inner: B,
         ctx: Option<Arc<RequestCtx>>,
-        handed_off: AtomicBool,
+        // HANDED_OFF, SIZE_ASKED, NO_STREAM
+        flags: AtomicU8,
     }
 }
+
+/// hyper's dispatcher looked at the body: the request was handed to its connection.
+const HANDED_OFF: u8 = 1;
+/// `size_hint()` was asked before that: hyper's HTTP/2 dispatch task asks it first.
+const SIZE_ASKED: u8 = 2;
+/// hyper refuses the request before it opens an HTTP/2 stream (a `CONNECT` with a body).
+const NO_STREAM: u8 = 4;
 
 impl<B> RequestBody<B> {
     /// Wraps a body of a request that is not traced.
@@ -45,8 +53,16 @@ impl<B> RequestBody<B> {
         Self {
             inner,
             ctx: None,
-            handed_off: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
         }
+    }
+
+    /// hyper will refuse the request before it opens an HTTP/2 stream for it.
+    pub(crate) fn opens_no_stream(self, yes: bool) -> Self {
+        if yes {
+            self.flags.fetch_or(NO_STREAM, Ordering::Relaxed);
+        }
+        self
     }
 
     /// `declared`: the request's `Content-Length`, if it has one.
@@ -58,7 +74,7 @@ impl<B> RequestBody<B> {
         Self {
             inner,
             ctx: Some(ctx),
-            handed_off: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
         }
     }
 
@@ -116,13 +132,18 @@ impl<B: Body> Body for RequestBody<B> {
     fn is_end_stream(&self) -> bool {
         let eos = self.inner.is_end_stream();
         // hyper's dispatcher asks this first, on the connection's task, right before it writes
-        // the request head: the moment to hand the request to the connection (binding, invariant 4).
-        // ... and not a layer between httptrace and the client, on the request's own task
-        if !self.handed_off.load(Ordering::Relaxed)
-            && !binding::in_request_task()
-            && !self.handed_off.swap(true, Ordering::Relaxed)
-        {
-            binding::hand_off(self.ctx.as_ref());
+        // the request head (HTTP/1) or opens its stream (HTTP/2): the moment to hand the request
+        // to the connection (binding, invariants 4 and 6) ... and not a layer between
+        // httptrace and the client, on the request's own task
+        if self.flags.load(Ordering::Relaxed) & HANDED_OFF == 0 && !binding::in_request_task() {
+            let flags = self.flags.fetch_or(HANDED_OFF, Ordering::Relaxed);
+            if flags & HANDED_OFF == 0 {
+                binding::hand_off(
+                    self.ctx.as_ref(),
+                    flags & SIZE_ASKED != 0,
+                    flags & NO_STREAM == 0,
+                );
+            }
         }
         if eos {
             if let Some(ctx) = &self.ctx {
@@ -133,6 +154,10 @@ impl<B: Body> Body for RequestBody<B> {
     }
 
     fn size_hint(&self) -> SizeHint {
+        if self.flags.load(Ordering::Relaxed) & (HANDED_OFF | SIZE_ASKED) == 0 {
+            // asked before the request is handed off: hyper's HTTP/2 dispatch task
+            self.flags.fetch_or(SIZE_ASKED, Ordering::Relaxed);
+        }
         self.inner.size_hint()
     }
 }

@@ -54,6 +54,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if !this.traced.is_traced() {
+            // the response goes straight through
+            return this
+                .inner
+                .poll(cx)
+                .map_ok(|res| res.map(ResponseBody::untraced));
+        }
         let (mut res, ctx) = match ready!(this.traced.poll(this.inner, cx)) {
             Ok(answered) => answered,
             Err(e) => return Poll::Ready(Err(e)),

@@ -78,13 +78,6 @@ impl TraceLayer {
         (Some(trace.unwrap_or_else(ClientTrace::empty)), true)
     }
 
-    /// Every request through this layer is traced (a default trace, a factory or timings), and
-    /// each told hyper-util's capture which connection it got.
-    pub(crate) fn traces_all(&self) -> bool {
-        (self.record_timings || self.factory.is_some() || self.default_trace.is_some())
-            && !self.uncounted.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     fn resolve(&self, own: Option<ClientTrace>) -> Option<ClientTrace> {
         if self.factory.is_none() && self.default_trace.is_none() {
             // the common case, and the path of a request with no trace at all
@@ -156,7 +149,9 @@ where
                     user.call(res.status(), res.version(), res.headers())
                 });
             }
-            let inner = self.inner.call(req.map(RequestBody::untraced));
+            let no_stream = refused_before_stream(&req);
+            let req = req.map(|b| RequestBody::untraced(b).opens_no_stream(no_stream));
+            let inner = self.inner.call(req);
             return ResponseFuture::new(inner, Pending::untraced());
         };
 
@@ -172,24 +167,9 @@ where
         let facts = RequestFacts {
             start,
             capture: match self.layer.http2_streams {
-                true => {
-                    let capture = capture_connection(&mut req, caller_extensions);
-                    if capture.is_none() {
-                        // this request's HTTP/2 stream will go uncounted (binding, invariant 6)
-                        self.layer
-                            .uncounted
-                            .store(true, std::sync::atomic::Ordering::Release);
-                    }
-                    capture
-                }
-                false => {
-                    binding::uncaptured_request();
-                    None
-                }
+                true => capture_connection(&mut req, caller_extensions),
+                false => None,
             },
-            all_traced: self.layer.traces_all(),
-            uncounted: Some(self.layer.uncounted.clone()),
-            opens_no_stream: refused_before_stream(&req),
             recorded: record_timings.then(|| Timings::recorded_from(start)),
             req_close: !crate::util::keeps_alive(req.version(), req.headers()),
         };
@@ -208,7 +188,9 @@ where
         if informational {
             install_informational(&mut req, &ctx, user_1xx, caller_extensions);
         }
-        let req = req.map(|b| RequestBody::traced(b, ctx.clone(), declared));
+        let no_stream = refused_before_stream(&req);
+        let req =
+            req.map(|b| RequestBody::traced(b, ctx.clone(), declared).opens_no_stream(no_stream));
         let (inner, traced) = Pending::call(ctx, || self.inner.call(req));
         ResponseFuture::new(inner, traced)
     }
@@ -266,9 +248,9 @@ fn insert_unless_callers<B, R>(
     }
 }
 
-/// hyper-util's `CaptureConnection` for the request: which connection it gets, on HTTP/2 how
-/// its stream is found (binding, invariant 6). A capture the caller put there stays, and this
-/// request's HTTP/2 stream is then not found.
+/// hyper-util's `CaptureConnection` for the request: which connection it gets, and on HTTP/2
+/// where its stream opens (binding, invariant 6). A capture the caller put there stays, and
+/// this request's HTTP/2 stream is then not found (it is still counted: the others' are).
 fn capture_connection<B>(req: &mut Request<B>, caller: bool) -> Option<CaptureConnection> {
     insert_unless_callers(
         req,

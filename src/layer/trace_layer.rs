@@ -36,42 +36,37 @@ use crate::trace::ClientTrace;
 /// # HTTP/2
 ///
 /// One HTTP/2 connection carries many requests at once, and one write can hold several
-/// requests' frames, so a request is not bound by "whose bytes are these" as on HTTP/1.
+/// requests' frames, so a request is not bound by "whose bytes are these" as on HTTP/1. Every
+/// traced request is bound all the same, whatever share of the client's requests is traced:
 ///
-/// - **The connection** of each traced request is exact: hyper-util tells it (its
-///   `CaptureConnection`, which the layer puts in the request; see
-///   [`http2_streams`](TraceLayer::http2_streams)), and `GotConn` fires on hyper's HTTP/2 task
-///   at the instant it opens the request's stream.
-/// - **The stream** is known when every stream of the connection belongs to a traced request:
-///   hyper opens streams one at a time with ids 1, 3, 5..., so the k-th request it opens is
-///   stream 2k-1. That holds when the layer traces every request (a
-///   [`default_trace`](TraceLayer::default_trace), a [`trace_factory`](TraceLayer::trace_factory)
-///   or [`record_timings`](TraceLayer::record_timings)) and every request of the client goes
-///   through it. Then the frames' 9-byte headers, read above TLS, give the request its
-///   `WroteHeaders`, `WroteRequest`, `GotFirstResponseByte` and `StreamReset`, at the instants
-///   they cross the wire. Otherwise `GotConn` has no stream id and is marked
-///   [`Derived::Http2Untraced`](crate::event::Derived::Http2Untraced), and the per-stream
-///   events are not emitted. The same once a traced request carries the caller's own
-///   hyper-util `CaptureConnection` (hyper-util keeps one per request, and the caller's
-///   stays). A stream that no request registered (one sent on the client around the layer)
-///   stops the mapping as soon as it shows on the wire, rather than risk a wrong one; it can't
-///   be seen if hyper opened it right before a traced request's stream and hasn't written it
-///   yet: every request of the client must go through the layer.
+/// - **The connection** comes from hyper-util: its `CaptureConnection`, which the layer puts
+///   in each traced request (see [`http2_streams`](TraceLayer::http2_streams)), names it.
+/// - **The stream**: hyper opens a connection's streams on one task, one request at a time,
+///   with ids 1, 3, 5... Every [`RequestBody`](crate::RequestBody), traced or not, counts
+///   itself on that task as hyper opens its stream (a few atomic operations), so the k-th is
+///   stream 2k-1. `GotConn` fires there, with the stream id, the streams in flight and whether
+///   the request waited for another's connect; the frames' 9-byte headers, read above TLS,
+///   give the request its `WroteHeaders`, `WroteRequest`, `GotFirstResponseByte` and
+///   `StreamReset`, at the instants they cross the wire.
+/// - **A request sent on the client some other way** counts too if its body is a
+///   `RequestBody` (the client is built for that type). If a stream that went uncounted shows
+///   on the wire, the connection's streams are named no more, rather than risk a wrong one:
+///   `GotConn` then has no stream id and says
+///   [`Derived::Http2StreamUnknown`](crate::event::Derived::Http2StreamUnknown).
 /// - **The connection's life** needs no mapping: `Http2Ready` (the server's settings),
 ///   `GoAway`, `ConnectionClosed` (with the number of streams), also to
 ///   [`TracingConnector::observe_connections`](crate::TracingConnector::observe_connections).
 /// - With ALPN, hyper-util can't know a connection will be shared before it is made, so
 ///   concurrent first requests each dial (the extra connections go to the pool); with
 ///   `http2_only`, one dials and the others wait: their `GotConn` says `waited_for_connect`.
+/// - No `PutIdleConn` (the connection is shared, as in Go), and no 1xx events (hyper's HTTP/2
+///   client has no 1xx callback).
 #[derive(Clone)]
 pub struct TraceLayer {
     pub(crate) default_trace: Option<ClientTrace>,
     pub(crate) factory: Option<Arc<dyn Fn() -> ClientTrace + Send + Sync>>,
     pub(crate) record_timings: bool,
     pub(crate) http2_streams: bool,
-    /// A traced request of this layer went without hyper-util's capture (the caller had put
-    /// its own): HTTP/2 streams can't all be counted any more.
-    pub(crate) uncounted: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for TraceLayer {
@@ -81,7 +76,6 @@ impl Default for TraceLayer {
             factory: None,
             record_timings: false,
             http2_streams: true,
-            uncounted: Arc::default(),
         }
     }
 }
@@ -146,14 +140,11 @@ impl TraceLayer {
 
     /// Ask hyper-util which connection each traced request gets (its `CaptureConnection`), so
     /// that a request on an HTTP/2 connection is bound to it and to its stream (see
-    /// [HTTP/2](TraceLayer#http2)). It costs 4 heap allocations per traced request (hyper-util's channel,
-    /// the request extension and the copy of the connection's metadata it keeps); `false` saves
-    /// them in a client that never speaks HTTP/2, whose requests are bound without it. A request
-    /// on an HTTP/2 connection then reports neither `GotConn` nor wire events; and since it may
-    /// open a stream nobody counts, once such a request is made, no HTTP/2 stream is named any
-    /// more in the process, on any client (requests still get `GotConn`): leave it on in a
-    /// process whose HTTP/2 clients' stream ids matter.
-    /// Default: `true`.
+    /// [HTTP/2](TraceLayer#http2)). It costs 4 heap allocations per traced request (hyper-util's
+    /// channel, the request extension and the copy of the connection's metadata it keeps);
+    /// `false` saves them in a client that never speaks HTTP/2, whose requests are bound
+    /// without it. A traced request on an HTTP/2 connection then reports neither `GotConn` nor
+    /// wire events (the other requests' streams are still named). Default: `true`.
     ///
     /// ```
     /// use httptrace::TraceLayer;

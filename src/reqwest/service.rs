@@ -90,6 +90,9 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        if !this.traced.is_traced() {
+            return this.inner.poll(cx);
+        }
         let (mut res, ctx) = match ready!(this.traced.poll(this.inner, cx)) {
             Ok(answered) => answered,
             Err(e) => return Poll::Ready(Err(e)),

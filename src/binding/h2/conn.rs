@@ -3,12 +3,12 @@
 //! on the wire.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
+use super::dispatch::Dispatch;
 use super::hash::OwnHasher;
-use super::registry;
 use crate::binding::request::RequestCtx;
 use crate::event::*;
 use crate::util::ConnAddrs;
@@ -32,20 +32,25 @@ pub(crate) struct H2Conn {
     pub(super) wire_opened: AtomicU64,
     /// The highest stream id opened on the wire.
     pub(super) wire_max: AtomicU32,
-    /// A request was registered: the wire is checked against the predictions.
-    pub(super) registered: AtomicBool,
-    /// A stream is (or was) mapped to a request: frames look their stream up.
-    pub(super) mapped_any: AtomicBool,
+    /// Stream ids skipped on the wire: hyper gave them to requests it then failed to send.
+    pub(super) wire_skipped: AtomicU64,
+    /// When the first stream was written, in [`dispatch::next_seq`]'s order (0: not yet).
+    pub(super) first_stream: AtomicU64,
+    /// The key of hyper's dispatch task for this connection, once a traced request told it (0:
+    /// not yet), and the birth of its slot in the dispatch table.
+    pub(super) task: AtomicU64,
+    pub(super) task_born: AtomicU64,
+    /// How many streams are mapped to a request now (kept under the lock; read without it,
+    /// so that a connection with none takes no lock per stream).
+    pub(super) mapped_now: AtomicUsize,
     pub(super) state: Mutex<H2State>,
 }
 
 #[derive(Debug)]
 pub(super) struct H2State {
-    /// Every stream opened so far was registered: stream ids are known.
+    /// No stream that went uncounted was seen: the counts tell the stream ids.
     pub(super) exact: bool,
-    /// The id hyper gives the next stream it opens.
-    pub(super) next_id: u32,
-    /// Streams registered.
+    /// Streams registered by traced requests.
     pub(super) opened: u64,
     /// The open streams of traced requests, by id (while `exact`).
     pub(super) mapped: HashMap<u32, Weak<RequestCtx>, OwnHasher>,
@@ -61,48 +66,64 @@ impl H2Conn {
     }
 
     /// hyper opens a stream for `ctx`, right now (its dispatch task asked the body
-    /// `is_end_stream()`): `GotConn`.
-    pub(crate) fn open(&self, ctx: &Arc<RequestCtx>) {
+    /// `is_end_stream()`), counted as `dispatch` on that task (`None`: not counted): `GotConn`.
+    /// `opens_stream` is false for a request hyper refuses before it opens one.
+    pub(crate) fn open(
+        &self,
+        ctx: &Arc<RequestCtx>,
+        dispatch: Option<Dispatch>,
+        opens_stream: bool,
+    ) {
         let at = Instant::now();
-        self.registered.store(true, Ordering::Release);
         let mut st = self.lock();
-        let unregistered = self.wire_max.load(Ordering::Acquire) >= st.next_id;
-        let all_traced = ctx.all_traced
-            && !ctx
-                .uncounted
-                .as_ref()
-                .is_some_and(|u| u.load(Ordering::Acquire))
-            && !registry::uncounted();
-        if (!all_traced || unregistered) && st.exact {
-            // from now on, untraced requests may open streams nobody registers; or one did
-            // already (the wire went past the streams registered)
-            st.exact = false;
-            st.mapped.clear();
-        }
-        // predicted also once a GOAWAY was read: hyper may not have seen it yet and still open
-        // this stream (if it saw it, it opens none any more, and the id is never used)
-        let stream_id = (st.exact && !ctx.opens_no_stream).then_some(st.next_id);
-        if !ctx.opens_no_stream {
-            st.next_id = st.next_id.saturating_add(2);
+        let first_stream = self.first_stream.load(Ordering::Acquire);
+        let task = self.task.load(Ordering::Acquire);
+        let counted = dispatch.filter(|d| {
+            opens_stream
+                && st.exact
+                // one connection, one dispatch task, one count
+                && (task == 0
+                    || (task == d.task && self.task_born.load(Ordering::Acquire) == d.born))
+                // a count restarted after the connection's first stream misses the first
+                && (first_stream == 0 || d.born < first_stream)
+        });
+        // the stream opens after this: the wire can't be past it yet (else a stream that went
+        // uncounted took an id)
+        let stream_id = counted
+            .and_then(|d| d.stream_id())
+            .filter(|id| *id > self.wire_max.load(Ordering::Acquire));
+        if let (Some(d), Some(_), 0) = (counted, stream_id, task) {
+            self.task_born.store(d.born, Ordering::Release);
+            self.task.store(d.task, Ordering::Release);
         }
         let wire_open = self.wire_open.load(Ordering::Acquire);
-        let streams_in_flight = match st.exact {
-            true => st.mapped.len() as u32,
-            false => wire_open,
+        let wire_opened = self.wire_opened.load(Ordering::Acquire);
+        let exact = counted.filter(|_| stream_id.is_some());
+        let (reused, streams_in_flight) = match exact {
+            // every request counted before this one opened its stream; those that closed on
+            // the wire, or never reached it, are done
+            Some(d) => {
+                let before = d.ordinal - 1;
+                let closed = wire_opened.saturating_sub(u64::from(wire_open))
+                    + self.wire_skipped.load(Ordering::Acquire);
+                let in_flight = before.saturating_sub(closed);
+                (before > 0, u32::try_from(in_flight).unwrap_or(u32::MAX))
+            }
+            None => (st.opened > 0 || wire_opened > 0, wire_open),
         };
-        let reused = st.opened > 0 || self.wire_opened.load(Ordering::Acquire) > 0;
         let dialler = self.dialled_for == Some(ctx.id());
         let was_idle = streams_in_flight == 0 && (reused || !dialler);
         let idle_time = match was_idle {
             true => at.saturating_duration_since(st.idle_since),
             false => Duration::ZERO,
         };
-        let derived = (!st.exact).then_some(Derived::Http2Untraced);
+        // a request refused before its stream opens names none, and that is exact
+        let derived = (opens_stream && exact.is_none()).then_some(Derived::Http2StreamUnknown);
         st.opened += 1;
         let weak = Arc::downgrade(ctx);
         if let Some(id) = stream_id {
             st.mapped.insert(id, weak.clone());
-            self.mapped_any.store(true, Ordering::Release);
+            self.mapped_now.store(st.mapped.len(), Ordering::Release);
         }
         if st.attached.len() >= 64 && st.attached.len().is_power_of_two() {
             st.attached.retain(|w| w.strong_count() > 0);
@@ -126,12 +147,9 @@ impl H2Conn {
         }));
     }
 
-    /// The request of an open stream.
-    pub(super) fn stream(&self, id: u32) -> Option<Arc<RequestCtx>> {
-        if !self.mapped_any.load(Ordering::Acquire) {
-            return None;
-        }
-        self.lock().mapped.get(&id).and_then(Weak::upgrade)
+    /// The streams mapped changed (under the lock): how many now.
+    pub(super) fn mapped_changed(&self, st: &H2State) {
+        self.mapped_now.store(st.mapped.len(), Ordering::Release);
     }
 
     /// The requests still in progress that were given this connection.

@@ -1,13 +1,15 @@
-//! The live HTTP/2 connections by name, (local, remote) as hyper-util's `HttpInfo` gives it:
-//! how a request finds the connection that hyper-util's capture says it got.
+//! The live HTTP/2 TCP connections by name, (local, remote) as hyper-util's `HttpInfo` gives
+//! it: how a request finds the connection that hyper-util's capture says it got.
 //!
-//! A process-wide map, because an untraced request carries nothing that could lead it to its
-//! connection; and a process-wide switch, set when a traced request goes without the capture
-//! and so may open a stream nobody counts.
+//! A process-wide map, because the other way hyper-util offers, a `Connected::extra` of our
+//! own ([`H2Link`](super::H2Link)), is copied into every response of the connection: one more
+//! allocation for every request, traced or not, on every connection that might speak HTTP/2
+//! (whether a plain TCP connection will, h2c, is not known when it is made). Connections
+//! without a name use the link.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak};
 
 use super::conn::H2Conn;
@@ -20,12 +22,8 @@ type Registry = HashMap<ConnKey, Weak<H2Conn>, OwnHasher>;
 /// The live HTTP/2 connections, by name.
 static CONNS: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
 
-/// How many HTTP/2 connections are live: none, and a request looks for none.
+/// How many HTTP/2 connections are live, named or not: none, and a request looks for none.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// A traced request went without hyper-util's capture (its layer's `http2_streams(false)`):
-/// it may open a stream nobody registers, on any client, so no stream is named from then on.
-static UNCOUNTED: AtomicBool = AtomicBool::new(false);
 
 fn conns() -> MutexGuard<'static, Registry> {
     CONNS.lock().unwrap_or_else(|e| e.into_inner())
@@ -41,38 +39,26 @@ pub(crate) fn registered(key: ConnKey) -> Option<Arc<H2Conn>> {
     conns().get(&key).and_then(Weak::upgrade)
 }
 
-/// `conn` is live under its name.
-pub(super) fn register(key: ConnKey, conn: &Arc<H2Conn>) {
-    conns().insert(key, Arc::downgrade(conn));
+/// `conn` is live, under its name if it has one.
+pub(super) fn register(key: Option<ConnKey>, conn: &Arc<H2Conn>) {
+    if let Some(key) = key {
+        conns().insert(key, Arc::downgrade(conn));
+    }
     LIVE.fetch_add(1, Ordering::Relaxed);
 }
 
 /// `conn` closed: its name is free (unless a newer connection took it already).
-pub(super) fn unregister(key: ConnKey, conn: &Arc<H2Conn>) {
-    let mut conns = conns();
-    if conns
-        .get(&key)
-        .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(conn)))
-    {
-        conns.remove(&key);
+pub(super) fn unregister(key: Option<ConnKey>, conn: &Arc<H2Conn>) {
+    if let Some(key) = key {
+        let mut conns = conns();
+        if conns
+            .get(&key)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(conn)))
+        {
+            conns.remove(&key);
+        }
     }
-    drop(conns);
     LIVE.fetch_sub(1, Ordering::Relaxed);
-}
-
-/// A traced request goes without hyper-util's capture: if it may open an HTTP/2 stream, streams
-/// can't all be counted any more.
-pub(crate) fn uncaptured_request() {
-    // whether or not HTTP/2 connections are live now: this request may be the one that makes
-    // the first, and open its first stream before a counted request registers there
-    if !UNCOUNTED.load(Ordering::Relaxed) {
-        UNCOUNTED.store(true, Ordering::Release);
-    }
-}
-
-/// Some traced request went without hyper-util's capture.
-pub(super) fn uncounted() -> bool {
-    UNCOUNTED.load(Ordering::Acquire)
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! the wire, reported to the request each stream was registered for.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use super::conn::{H2Conn, H2State};
+use super::dispatch;
 use super::frames::{self, FrameReader, Seen};
 use super::hash::OwnHasher;
 use super::registry;
@@ -34,8 +35,10 @@ struct WireState {
     ready: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 struct WireStream {
+    /// The traced request the stream was registered for, if any (found once, as it opens).
+    req: Option<Weak<RequestCtx>>,
     /// The client ended its side (`END_STREAM` written).
     local_end: bool,
     /// The server ended its side (`END_STREAM` read).
@@ -63,20 +66,20 @@ impl H2Side {
             wire_open: Default::default(),
             wire_opened: AtomicU64::new(0),
             wire_max: Default::default(),
-            registered: AtomicBool::new(false),
-            mapped_any: AtomicBool::new(false),
+            wire_skipped: AtomicU64::new(0),
+            first_stream: AtomicU64::new(0),
+            task: AtomicU64::new(0),
+            task_born: AtomicU64::new(0),
+            mapped_now: AtomicUsize::new(0),
             state: Mutex::new(H2State {
                 exact: true,
-                next_id: 1,
                 opened: 0,
                 mapped: Default::default(),
                 attached: Vec::new(),
                 idle_since: now,
             }),
         });
-        if let Some(key) = addrs.key() {
-            registry::register(key, &shared);
-        }
+        registry::register(addrs.key(), &shared);
         Self {
             out: FrameReader::after_preface(),
             inn: FrameReader::default(),
@@ -89,7 +92,6 @@ impl H2Side {
     }
 
     /// The connection both tasks share.
-    #[cfg(test)]
     pub(crate) fn shared(&self) -> &Arc<H2Conn> {
         &self.wire.shared
     }
@@ -132,27 +134,36 @@ impl H2Side {
         let shared = &self.wire.shared;
         shared.live.store(false, Ordering::Release);
         self.wire.tell(event, true, None, observer);
-        if let Some(key) = shared.addrs.key() {
-            registry::unregister(key, shared);
+        let task = shared.task.load(Ordering::Acquire);
+        if task != 0 {
+            dispatch::release(task, shared.task_born.load(Ordering::Acquire));
         }
+        registry::unregister(shared.addrs.key(), shared);
     }
 }
 
 impl WireState {
     /// A stream closed both ways (or was reset): it leaves the wire and the map.
     fn close_stream(&mut self, id: u32, at: Instant) {
-        if self.streams.remove(&id).is_none() {
+        let Some(ws) = self.streams.remove(&id) else {
             return;
-        }
+        };
         let shared = &self.shared;
         let left = shared.wire_open.fetch_sub(1, Ordering::AcqRel) - 1;
-        if left == 0 || shared.mapped_any.load(Ordering::Acquire) {
+        if left == 0 || ws.req.is_some() {
             let mut st = shared.lock();
-            st.mapped.remove(&id);
+            if ws.req.is_some() && st.mapped.remove(&id).is_some() {
+                shared.mapped_changed(&st);
+            }
             if left == 0 {
                 st.idle_since = at;
             }
         }
+    }
+
+    /// The traced request of open stream `id`, if any.
+    fn request(&self, id: u32) -> Option<Arc<RequestCtx>> {
+        self.streams.get(&id)?.req.as_ref()?.upgrade()
     }
 
     /// Tells `event` to the dialler (if in progress), to the requests given the connection when
@@ -207,7 +218,7 @@ impl WireState {
                 ws.local_end |= ends;
                 let closed = ws.local_end && ws.remote_end;
                 if first_block || ends {
-                    if let Some(ctx) = self.shared.stream(id) {
+                    if let Some(ctx) = self.request(id) {
                         ctx.wrote(at, first_block, ends);
                     }
                 }
@@ -221,7 +232,7 @@ impl WireState {
                 };
                 ws.local_end = true;
                 let closed = ws.remote_end;
-                if let Some(ctx) = self.shared.stream(id) {
+                if let Some(ctx) = self.request(id) {
                     ctx.wrote(at, false, true);
                 }
                 if closed {
@@ -238,7 +249,7 @@ impl WireState {
         if !self.streams.contains_key(&id) {
             return;
         }
-        if let Some(ctx) = self.shared.stream(id) {
+        if let Some(ctx) = self.request(id) {
             ctx.emit_in_progress(Event::StreamReset(StreamResetInfo {
                 at,
                 conn_id: self.shared.conn_id,
@@ -260,19 +271,36 @@ impl WireState {
             last => last.saturating_add(2),
         };
         let skipped = first..id;
-        self.streams.insert(id, WireStream::default());
+        if id > first {
+            let never = u64::from((id - first) / 2);
+            shared.wire_skipped.fetch_add(never, Ordering::AcqRel);
+        }
         shared.wire_open.fetch_add(1, Ordering::AcqRel);
         shared.wire_opened.fetch_add(1, Ordering::AcqRel);
         shared.wire_max.store(id, Ordering::Release);
-        if shared.registered.load(Ordering::Acquire) {
+        if shared.first_stream.load(Ordering::Relaxed) == 0 {
+            shared
+                .first_stream
+                .store(dispatch::next_seq(), Ordering::Release);
+        }
+        let task = shared.task.load(Ordering::Acquire);
+        // a stream past every request counted on the dispatch task went around the count
+        let uncounted = task != 0
+            && dispatch::counted(task, shared.task_born.load(Ordering::Acquire))
+                .is_some_and(|n| u64::from(id) > n.saturating_mul(2).saturating_sub(1));
+        let mut req = None;
+        if uncounted || shared.mapped_now.load(Ordering::Acquire) > 0 {
             let mut st = shared.lock();
-            if st.exact && !st.mapped.contains_key(&id) {
-                // a stream nobody registered (every registration precedes its stream): the
-                // order no longer tells
+            if uncounted && st.exact {
+                // the counts no longer tell the stream ids: nothing is mapped any more
                 st.exact = false;
                 st.mapped.clear();
+                for ws in self.streams.values_mut() {
+                    ws.req = None;
+                }
             }
             if !st.mapped.is_empty() {
+                req = st.mapped.get(&id).cloned();
                 // streams registered below this one that never opened (hyper failed to send
                 // them) never will
                 if skipped.len() / 2 <= st.mapped.len() {
@@ -283,7 +311,15 @@ impl WireState {
                     st.mapped.retain(|k, _| !skipped.contains(k));
                 }
             }
+            shared.mapped_changed(&st);
         }
+        self.streams.insert(
+            id,
+            WireStream {
+                req,
+                ..WireStream::default()
+            },
+        );
     }
 
     /// A frame's header was read: the response's first byte if it is the stream's first
@@ -298,7 +334,7 @@ impl WireState {
         if std::mem::replace(&mut ws.first_byte, true) {
             return;
         }
-        if let Some(ctx) = self.shared.stream(head.stream) {
+        if let Some(ctx) = self.request(head.stream) {
             ctx.read(at, true);
         }
     }
@@ -349,8 +385,10 @@ impl WireState {
                 for k in refused {
                     self.close_stream(k, at);
                 }
-                if self.shared.mapped_any.load(Ordering::Acquire) {
-                    self.shared.lock().mapped.retain(|k, _| *k <= last);
+                if self.shared.mapped_now.load(Ordering::Acquire) > 0 {
+                    let mut st = self.shared.lock();
+                    st.mapped.retain(|k, _| *k <= last);
+                    self.shared.mapped_changed(&st);
                 }
             }
             frames::HEADERS | frames::DATA if id != 0 && head.has(frames::END_STREAM) => {
@@ -382,8 +420,7 @@ mod tests {
         f
     }
 
-    /// An HTTP/2 connection past its preface, and `n` requests of a layer that traces all,
-    /// not registered yet.
+    /// An HTTP/2 connection past its preface, and `n` traced requests, not registered yet.
     fn h2_conn_and_requests(
         n: usize,
     ) -> (ConnSide, Arc<H2Conn>, Vec<Recorder>, Vec<Arc<RequestCtx>>) {
@@ -394,15 +431,14 @@ mod tests {
         let recs: Vec<Recorder> = (0..n).map(|_| Recorder::new()).collect();
         let ctxs = recs
             .iter()
-            .map(|rec| {
-                let facts = RequestFacts {
-                    all_traced: true,
-                    ..RequestFacts::starting_now()
-                };
-                RequestCtx::with_facts(rec.trace(), facts)
-            })
+            .map(|rec| RequestCtx::with_facts(rec.trace(), RequestFacts::starting_now()))
             .collect();
         (conn, shared, recs, ctxs)
+    }
+
+    /// A dispatch task of its own for each test (the table is the process's).
+    fn task(test: u64) -> u64 {
+        (test << 56) | 0x00ab_cdef
     }
 
     /// The stream ids a connection maps to requests, in order.
@@ -416,7 +452,7 @@ mod tests {
     fn a_stream_registered_but_never_opened_is_dropped_when_a_later_one_opens() {
         let (mut conn, shared, recs, ctxs) = h2_conn_and_requests(3);
         for ctx in &ctxs {
-            shared.open(ctx);
+            shared.open(ctx, dispatch::count_on(task(1)), true);
         }
         assert_eq!(mapped_ids(&shared), [1, 3, 5]);
         let whole = frames::END_HEADERS | frames::END_STREAM;
@@ -437,13 +473,13 @@ mod tests {
     #[test]
     fn the_first_stream_registered_but_never_opened_is_dropped_too() {
         let (mut conn, shared, recs, ctxs) = h2_conn_and_requests(3);
-        shared.open(&ctxs[0]); // predicted 1
-        shared.open(&ctxs[1]); // predicted 3
+        shared.open(&ctxs[0], dispatch::count_on(task(2)), true); // predicted 1
+        shared.open(&ctxs[1], dispatch::count_on(task(2)), true); // predicted 3
         let whole = frames::END_HEADERS | frames::END_STREAM;
         conn.h2_wrote(&frame(frames::HEADERS, whole, 3)); // 1 never sent
         assert_eq!(mapped_ids(&shared), [3]);
         conn.h2_read(&frame(frames::HEADERS, whole, 3)); // 3 closes
-        shared.open(&ctxs[2]);
+        shared.open(&ctxs[2], dispatch::count_on(task(2)), true);
         let got = recs[2]
             .events()
             .into_iter()
@@ -454,6 +490,70 @@ mod tests {
             .unwrap();
         assert_eq!(got.http2.unwrap().streams_in_flight, 0);
         assert!(got.was_idle);
+        drop(ctxs);
+    }
+
+    #[test]
+    fn untraced_streams_between_traced_ones_are_counted_not_mapped() {
+        let (mut conn, shared, recs, ctxs) = h2_conn_and_requests(2);
+        let t = task(3);
+        shared.open(&ctxs[0], dispatch::count_on(t), true); // 1
+        dispatch::count_on(t).unwrap(); // 3, untraced
+        dispatch::count_on(t).unwrap(); // 5, untraced
+        shared.open(&ctxs[1], dispatch::count_on(t), true); // 7
+        assert_eq!(mapped_ids(&shared), [1, 7]);
+        let whole = frames::END_HEADERS | frames::END_STREAM;
+        for id in [1, 3, 5, 7] {
+            conn.h2_wrote(&frame(frames::HEADERS, whole, id));
+        }
+        conn.h2_read(&frame(frames::HEADERS, frames::END_HEADERS, 5));
+        conn.h2_read(&frame(frames::HEADERS, frames::END_HEADERS, 7));
+        let got = |rec: &Recorder| {
+            rec.events()
+                .into_iter()
+                .find_map(|e| match e {
+                    Event::GotConn(i) => Some(i),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        assert_eq!(got(&recs[1]).http2.unwrap().stream_id, Some(7));
+        assert_eq!(got(&recs[1]).http2.unwrap().streams_in_flight, 3);
+        assert!(got(&recs[1]).derived.is_none());
+        let all = [
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+        ];
+        assert_eq!(recs[1].names(), all);
+        assert_eq!(recs[0].names(), &all[..3]);
+        dispatch::release(t, dispatch::count_on(t).unwrap().born);
+        drop(ctxs);
+    }
+
+    #[test]
+    fn a_stream_nobody_counted_ends_the_naming() {
+        let (mut conn, shared, recs, ctxs) = h2_conn_and_requests(2);
+        let t = task(4);
+        shared.open(&ctxs[0], dispatch::count_on(t), true); // 1
+        let whole = frames::END_HEADERS | frames::END_STREAM;
+        conn.h2_wrote(&frame(frames::HEADERS, whole, 1));
+        // stream 3 opens, but only one request was counted
+        conn.h2_wrote(&frame(frames::HEADERS, whole, 3));
+        assert!(mapped_ids(&shared).is_empty());
+        shared.open(&ctxs[1], dispatch::count_on(t), true);
+        let got = recs[1]
+            .events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::GotConn(i) => Some(i),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(got.http2.unwrap().stream_id, None);
+        assert_eq!(got.derived, Some(Derived::Http2StreamUnknown));
+        dispatch::release(t, dispatch::count_on(t).unwrap().born);
         drop(ctxs);
     }
 }

@@ -18,8 +18,22 @@ use tower::{Layer, ServiceExt};
 use crate::clients::{traced, Body, SendTraced};
 use crate::events::names;
 
-/// What the server saw of each request, by path: when it got it and when it answered.
-pub type Answered = Arc<Mutex<HashMap<String, (Instant, Instant)>>>;
+/// What the server saw of each request, by path.
+pub type Answered = Arc<Mutex<HashMap<String, Served>>>;
+
+/// What the server saw of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct Served {
+    /// When the server got it.
+    pub got: Instant,
+    /// When the server answered it.
+    pub answered: Instant,
+    /// The client's port on the connection that carried it.
+    pub peer_port: u16,
+    /// Its stream: the server's service is called for each stream in the order the streams
+    /// open (ids 1, 3, 5...).
+    pub stream_id: u32,
+}
 
 /// An h2c server: `/<n>` answers `/<n>` after `n` ms; `/reset` resets its stream (the service
 /// fails); after `goaway_after` requests on a connection it shuts that connection down
@@ -46,10 +60,11 @@ where
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tcp.set_nodelay(true).unwrap();
+            let peer_port = tcp.peer_addr().map_or(0, |a| a.port());
             let (io, seen) = (accept(tcp), seen2.clone());
             tokio::spawn(async move {
                 if let Some(io) = io.await {
-                    serve_h2(io, seen, goaway_after).await;
+                    serve_h2(io, seen, goaway_after, peer_port).await;
                 }
             });
         }
@@ -57,14 +72,18 @@ where
     (addr, seen)
 }
 
-async fn serve_h2<I>(io: I, seen: Answered, goaway_after: Option<usize>)
+async fn serve_h2<I>(io: I, seen: Answered, goaway_after: Option<usize>, peer_port: u16)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (count_tx, mut count_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let streams = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let seen = seen.clone();
         let count_tx = count_tx.clone();
+        // called as each stream opens, in order
+        let n = streams.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let stream_id = 2 * n - 1;
         async move {
             let got = Instant::now();
             let _ = count_tx.send(());
@@ -84,9 +103,13 @@ where
                 .and_then(|ms| ms.parse().ok())
                 .unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            seen.lock()
-                .unwrap()
-                .insert(path.clone(), (got, Instant::now()));
+            let served = Served {
+                got,
+                answered: Instant::now(),
+                peer_port,
+                stream_id,
+            };
+            seen.lock().unwrap().insert(path.clone(), served);
             Ok::<_, &'static str>(http::Response::new(Full::new(Bytes::from(path))))
         }
     });
@@ -111,6 +134,74 @@ where
             }
         }
     }
+}
+
+/// An in-memory connection to the h2c test server: one end of a tokio duplex pipe, which has
+/// no addresses to tell (no hyper-util `HttpInfo`), as a Unix socket or a mock wouldn't.
+#[derive(Debug)]
+pub struct MemIo(TokioIo<tokio::io::DuplexStream>);
+
+impl hyper::rt::Read for MemIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for MemIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl hyper_util::client::legacy::connect::Connection for MemIo {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+/// What [`in_memory_connector`] returns for each connect.
+pub type MemConnecting =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<MemIo, std::io::Error>> + Send>>;
+
+/// A connector (`Service<Uri>`) whose every connection is an in-memory pipe to a new h2c test
+/// server (as [`h2_server`] serves), and what that server saw (peer port 0: no addresses).
+pub fn in_memory_connector() -> (
+    tower::util::ServiceFn<impl Fn(http::Uri) -> MemConnecting + Clone + Send + Sync + 'static>,
+    Answered,
+) {
+    let seen: Answered = Arc::default();
+    let served = seen.clone();
+    let connect = tower::service_fn(move |_uri: http::Uri| {
+        let seen = served.clone();
+        Box::pin(async move {
+            let (client, server) = tokio::io::duplex(1 << 16);
+            tokio::spawn(serve_h2(TokioIo::new(server), seen, None, 0));
+            Ok(MemIo(TokioIo::new(client)))
+        }) as MemConnecting
+    });
+    (connect, seen)
 }
 
 /// hyper-util's client, `http2_only`, on a traced `HttpConnector`, not layered.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use httptrace::Event;
 
 use super::rng;
-use crate::clients::SendTraced;
+use crate::clients::{request, SendTraced};
 use crate::events::{names, unpaired};
 use crate::h2::{at, fetch, own, Answered, STREAM};
 
@@ -18,6 +18,8 @@ use crate::h2::{at, fetch, own, Answered, STREAM};
 pub struct H2Report {
     /// Requests answered.
     pub ok: u64,
+    /// Of those, traced (each checked).
+    pub traced: u64,
     /// Requests that failed (a stream refused by a GOAWAY: hyper-util doesn't retry it).
     pub failed: u64,
     /// Requests with no answer after `STALL` (dropped then): hyper-util's client, bare, stalls
@@ -39,9 +41,10 @@ impl std::fmt::Display for H2Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} answered, {} failed (streams refused by a GOAWAY), {} stalled, {} events checked, \
-             on {} connections, in {:.1?}; violations: {}",
+            "{} answered ({} traced), {} failed (streams refused by a GOAWAY), {} stalled, {} \
+             events checked, on {} connections, in {:.1?}; violations: {}",
             self.ok,
+            self.traced,
             self.failed,
             self.stalled,
             self.events,
@@ -107,6 +110,7 @@ impl Tally {
             }
         };
         self.report.ok += 1;
+        self.report.traced += 1;
         let Some(got) = got else {
             return self.violation(format!("{path}: no GotConn"));
         };
@@ -114,9 +118,19 @@ impl Tally {
         if own(events) != STREAM {
             return self.violation(format!("{path}: {:?}", names(events)));
         }
-        let Some((_, answered_at)) = seen.lock().unwrap().remove(&path) else {
+        let Some(served) = seen.lock().unwrap().remove(&path) else {
             return self.violation(format!("{path}: the server didn't answer it"));
         };
+        let answered_at = served.answered;
+        let stream = got.http2.as_ref().and_then(|h| h.stream_id);
+        let port = got.local_addr.map(|a| a.port());
+        if (port, stream) != (Some(served.peer_port), Some(served.stream_id)) {
+            self.violation(format!(
+                "{path}: GotConn says port {port:?} stream {stream:?}, the server saw it on port \
+                 {} stream {}",
+                served.peer_port, served.stream_id
+            ));
+        }
         let first_byte = at(events, "GotFirstResponseByte");
         if first_byte < answered_at {
             self.violation(format!(
@@ -132,15 +146,19 @@ impl Tally {
 /// How long a request may go unanswered before the load gives up on it.
 pub const STALL: Duration = Duration::from_secs(10);
 
-/// `requests` GETs, `concurrency` at a time, each with its own trace, through `client` to the
-/// server at `addr` (`h2_server`), each delayed 0..=3 ms by the server; every request is checked
-/// as it ends (see `Tally::check`), and `progress` told how many ended. Bounded by `time_limit`.
+/// `requests` GETs, `concurrency` at a time, one in `traced_every` with its own trace (the
+/// others untraced, through the same client), through `client` to the server at `addr`
+/// (`h2_server`), each delayed 0..=3 ms by the server; every traced request is checked as it
+/// ends (see `Tally::check`: its stream is the one the server saw it on), and `progress` told
+/// how many ended. Bounded by `time_limit`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_h2_load<S>(
     client: &S,
     addr: SocketAddr,
     seen: &Answered,
     requests: u64,
     concurrency: u64,
+    traced_every: u64,
     time_limit: Duration,
     mut progress: impl FnMut(u64),
 ) -> H2Report
@@ -164,6 +182,18 @@ where
                     return;
                 }
                 let url = format!("http://{addr}/{}/{i}", rand() % 4);
+                if i % traced_every.max(1) != 0 {
+                    let answer = tokio::time::timeout(STALL, untraced(client.clone(), url)).await;
+                    let mut tally = tally.lock().unwrap();
+                    match answer {
+                        Ok(true) => tally.report.ok += 1,
+                        Ok(false) => tally.report.failed += 1,
+                        Err(_) => tally.report.stalled += 1,
+                    }
+                    drop(tally);
+                    done.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 match tokio::time::timeout(STALL, fetch(client.clone(), url)).await {
                     Ok((events, body)) => tally.lock().unwrap().check(&events, body, &seen),
                     Err(_) => tally.lock().unwrap().report.stalled += 1,
@@ -187,4 +217,14 @@ where
     tally.report.connections = tally.conns.len();
     tally.report.elapsed = started.elapsed();
     tally.report
+}
+
+/// One untraced GET, its body read: whether it was answered.
+async fn untraced<S: SendTraced>(client: S, url: String) -> bool {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    match client.oneshot(request(&url)).await {
+        Ok(res) => res.into_body().collect().await.is_ok(),
+        Err(_) => false,
+    }
 }
