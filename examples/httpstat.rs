@@ -412,6 +412,10 @@ impl Drop for Servers {
     }
 }
 
+/// The example's own rustls provider, for its loopback servers and its reqwest client: ring.
+/// (rustls 0.23.48 deprecates it for its lack of post-quantum key exchange; an application
+/// picks its own, and httptrace uses the process's.)
+#[allow(deprecated)]
 fn ring() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -421,7 +425,7 @@ fn self_signed(
     name: &str,
 ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), rcgen::Error> {
     let certified = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
-    let key = PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
     Ok((certified.cert.der().clone(), key.into()))
 }
 
@@ -755,8 +759,8 @@ mod via_reqwest {
     impl Traced {
         /// Trusts `tls`'s roots when given one, else the platform's (reqwest's default).
         fn new(tls: Option<rustls::ClientConfig>) -> Result<Traced, reqwest::Error> {
-            // httptrace asks reqwest for rustls without a crypto provider: bring one
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            // this example builds reqwest with rustls and no provider: bring one
+            let _ = std::sync::Arc::unwrap_or_clone(super::ring()).install_default();
             let mut builder = reqwest::Client::builder()
                 .dns_resolver(TracingResolve::gai())
                 .connector_layer(connector_layer())

@@ -142,3 +142,59 @@ pub(crate) fn copy_io_error(err: &std::io::Error) -> SharedError {
         None => SharedError::new(std::io::Error::new(err.kind(), err.to_string())),
     }
 }
+
+/// Why a one-line HTTPS stack can't be made ([`HttpsStack`](crate::connect::HttpsStack),
+/// feature `rustls`): no rustls crypto provider is installed in the process and no feature of
+/// the crate names a fallback, or rustls refused the provider.
+///
+/// ```
+/// use httptrace::error::TlsSetupError;
+///
+/// fn explain(e: &TlsSetupError) -> String {
+///     format!("can't set up TLS: {e}")
+/// }
+/// # let _ = explain;
+/// ```
+#[cfg(feature = "rustls")]
+#[derive(Debug)]
+pub struct TlsSetupError {
+    rustls: Option<rustls::Error>,
+}
+
+#[cfg(feature = "rustls")]
+impl TlsSetupError {
+    pub(crate) fn no_provider() -> Self {
+        Self { rustls: None }
+    }
+
+    pub(crate) fn rustls(e: rustls::Error) -> Self {
+        Self { rustls: Some(e) }
+    }
+
+    /// Whether it failed for want of a crypto provider.
+    pub fn is_no_provider(&self) -> bool {
+        self.rustls.is_none()
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl fmt::Display for TlsSetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.rustls {
+            None => f.write_str(
+                "no rustls crypto provider: install one for the process \
+                 (rustls::crypto::CryptoProvider::install_default), give one to \
+                 HttpsStack::builder().provider(..), or enable httptrace's `aws-lc-rs` or `ring` \
+                 feature",
+            ),
+            Some(e) => write!(f, "rustls refused the crypto provider: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl StdError for TlsSetupError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.rustls.as_ref().map(|e| e as &(dyn StdError + 'static))
+    }
+}

@@ -44,11 +44,17 @@
 //!
 //! # Cargo features
 //!
-//! - `rustls` (default): TLS handshake details over hyper-rustls (`connect::Rustls`) and the
-//!   one-line HTTPS stack (`connect::HttpsStack`, `TracingConnector::https`).
-//! - `http2` (default): hyper's and hyper-util's HTTP/2 client, ALPN `h2` offered by
+//! None by default, as tower-http and hyper-util: each names what it plugs into.
+//!
+//! - `http2`: hyper's and hyper-util's HTTP/2 client, ALPN `h2` offered by
 //!   `TracingConnector::https`, and reqwest's HTTP/2.
-//! - `reqwest`: `reqwest::Client` through the same layer (module `reqwest`).
+//! - `rustls`: TLS handshake details over hyper-rustls (`connect::Rustls`) and the one-line
+//!   HTTPS stack (`connect::HttpsStack`, `TracingConnector::https`), with the process's default
+//!   rustls crypto provider; no provider of its own.
+//! - `aws-lc-rs`, `ring`: the provider the one-line HTTPS stack falls back to when the process
+//!   has no default (each turns on `rustls`).
+//! - `reqwest`: `reqwest::Client` through the same layer (module `reqwest`); no feature of
+//!   reqwest is turned on.
 //! - `tracing`: `TracingHooks`, spans and events for the `tracing` ecosystem; hook panics are
 //!   reported through it.
 //! - `opentelemetry`: `Otel`, metrics and spans under the OpenTelemetry HTTP conventions.

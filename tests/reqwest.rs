@@ -39,7 +39,7 @@ fn reqwest_client(
     addrs: Result<Vec<SocketAddr>, &'static str>,
     delay: Duration,
 ) -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    httptrace_test_support::tls::install_provider();
     reqwest::Client::builder()
         .dns_resolver(TracingResolve::new(StaticResolve { addrs, delay }))
         .connector_layer(connector_layer())
@@ -344,7 +344,7 @@ async fn https_with_a_self_signed_certificate() {
     use httptrace_test_support::tls::{cert_for, client_config, tls_server, Mode};
     let cert = cert_for(&["secure.test"]);
     let addr = tls_server(&cert, Mode::Serve).await;
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    httptrace_test_support::tls::install_provider();
     let client = reqwest::Client::builder()
         .dns_resolver(TracingResolve::new(StaticResolve {
             addrs: Ok(vec![addr]),
@@ -415,7 +415,7 @@ async fn reqwest_https_negotiates_http2() {
             });
         }
     });
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    httptrace_test_support::tls::install_provider();
     let mut tls = client_config(&cert, rustls::DEFAULT_VERSIONS);
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let client = reqwest::Client::builder()

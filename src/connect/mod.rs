@@ -47,7 +47,7 @@ pub use self::io::TracedIo;
 pub use self::per_address::PerAddressConnector;
 pub use self::resolver::{Addrs, ResolveFuture, TracingResolver};
 #[cfg(feature = "rustls")]
-pub use self::tls::{HttpsStack, Rustls};
+pub use self::tls::{HttpsStack, HttpsStackBuilder, Rustls};
 pub use self::transport::{TracingTransport, TransportFuture};
 
 use hyper_util::client::legacy::connect::dns::GaiResolver;

@@ -23,7 +23,7 @@ use crate::util::ConnAddrs;
 /// passes the connection through unchanged.
 ///
 /// ```
-/// # let _ = rustls::crypto::ring::default_provider().install_default();
+/// # httptrace_test_support::tls::install_provider();
 /// let client = reqwest::Client::builder()
 ///     .connector_layer(httptrace::reqwest::connector_layer())
 ///     .build();

@@ -11,16 +11,17 @@
 //!   around reqwest's connector (DNS, TCP and TLS in one step there).
 //! - [`redirect_policy`] for `ClientBuilder::redirect`: a `Redirect` event per hop.
 //!
-//! httptrace asks reqwest for rustls without a crypto provider (`rustls-no-provider`): your own
-//! reqwest features choose the TLS backend, and if none brings a provider, install one before
-//! building a `Client` (`rustls::crypto::ring::default_provider().install_default()`).
+//! httptrace turns on no feature of reqwest: your reqwest features choose its TLS backend. With
+//! reqwest's defaults there is nothing to do. Built with `default-features = false` and
+//! `rustls-no-provider`, reqwest needs a rustls crypto provider installed for the process
+//! before a `Client` is built (`CryptoProvider::install_default`), or its builder panics.
 //!
 //! ```no_run
 //! use httptrace::{reqwest as traced, Recorder, TraceLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # async fn doc() -> Result<(), Box<dyn std::error::Error>> {
-//! # let _ = rustls::crypto::ring::default_provider().install_default();
+//! # httptrace_test_support::tls::install_provider();
 //! let client = reqwest::Client::builder()
 //!     .dns_resolver(traced::TracingResolve::gai())
 //!     .connector_layer(traced::connector_layer())

@@ -10,7 +10,7 @@ use crate::event::{Event, RedirectInfo};
 /// reports each hop as a `Redirect` event: the events after it belong to the next hop.
 ///
 /// ```
-/// # let _ = rustls::crypto::ring::default_provider().install_default();
+/// # httptrace_test_support::tls::install_provider();
 /// let client = reqwest::Client::builder()
 ///     .redirect(httptrace::reqwest::redirect_policy(10))
 ///     .build();

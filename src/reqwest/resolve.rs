@@ -15,7 +15,7 @@ use crate::error::{Canceled, SharedError};
 /// resolver ([`TracingResolve::new`]).
 ///
 /// ```
-/// # let _ = rustls::crypto::ring::default_provider().install_default();
+/// # httptrace_test_support::tls::install_provider();
 /// let client = reqwest::Client::builder()
 ///     .dns_resolver(httptrace::reqwest::TracingResolve::gai())
 ///     .connector_layer(httptrace::reqwest::connector_layer())

@@ -12,9 +12,17 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
-/// rustls' ring provider.
+/// The tests' rustls provider: ring (rustls 0.23.48 deprecates it for its lack of
+/// post-quantum key exchange; the tests need no more, and it builds without a C toolchain's
+/// extras).
+#[allow(deprecated)]
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Installs [`provider`] as the process's default, unless one is installed already.
+pub fn install_provider() {
+    let _ = Arc::unwrap_or_clone(provider()).install_default();
 }
 
 /// A self-signed certificate and its key.
@@ -31,7 +39,7 @@ pub fn cert_for(names: &[&str]) -> Cert {
     let ck = rcgen::generate_simple_self_signed(names).unwrap();
     Cert {
         der: ck.cert.der().clone(),
-        key: PrivatePkcs8KeyDer::from(ck.key_pair.serialize_der()),
+        key: PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()),
     }
 }
 
