@@ -193,8 +193,18 @@ static HOOK_PANICS: AtomicU64 = AtomicU64::new(0);
 /// Runs one hook, containing its panic.
 #[inline]
 fn contain(event: &Event, hook: impl FnOnce()) {
-    if catch_unwind(AssertUnwindSafe(hook)).is_err() {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(hook)) {
         hook_panicked(event);
+        drop_contained(payload);
+    }
+}
+
+/// Drops a panic's payload, containing a panic of its own drop too (its payload is leaked:
+/// dropping it might panic again).
+#[cold]
+fn drop_contained(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
     }
 }
 

@@ -272,12 +272,15 @@ impl DialCtx {
         }
     }
 
-    /// The connector's future was dropped before it finished.
+    /// The connector's future was dropped before it finished. A connect that nothing had
+    /// started yet (no lookup told, no address known: an opaque connector such as reqwest's)
+    /// was attempted all the same: it starts and ends here.
     pub(crate) fn canceled(&self) {
         let st = self.lock();
         let open = (st.connect_started && !st.connect_done) || (st.tls_started && !st.tls_done);
+        let unseen = !st.connect_started && !st.connect_done && !st.attempts && !st.dns_failed;
         drop(st);
-        if open {
+        if open || unseen {
             let canceled = SharedError::new(Canceled::new("connect"));
             self.finish(Err(canceled.clone()), Err(canceled));
         }

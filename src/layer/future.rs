@@ -22,16 +22,19 @@ pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
         // declared first: dropped before `traced`, so a connect canceled with this future
-        // reports before the request does
+        // reports before the request does; dropped as soon as it fails, for the same reason
         #[pin]
-        inner: F,
+        inner: Option<F>,
         traced: Pending,
     }
 }
 
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, traced: Pending) -> Self {
-        Self { inner, traced }
+        Self {
+            inner: Some(inner),
+            traced,
+        }
     }
 }
 
@@ -56,10 +59,10 @@ where
         let this = self.project();
         if !this.traced.is_traced() {
             // the response goes straight through
-            return this
-                .inner
-                .poll(cx)
-                .map_ok(|res| res.map(ResponseBody::untraced));
+            return match this.inner.as_pin_mut() {
+                Some(inner) => inner.poll(cx).map_ok(|res| res.map(ResponseBody::untraced)),
+                None => Poll::Pending,
+            };
         }
         let (mut res, ctx) = match ready!(this.traced.poll(this.inner, cx)) {
             Ok(answered) => answered,
@@ -101,20 +104,28 @@ impl Pending {
 
     /// Polls the client's future with the request current. Once it is ready: a response comes
     /// with its request (`None` if untraced), whose response head is for the caller to report;
-    /// an error is reported here (`RequestFailed`, with the cause seen on the wire).
+    /// an error is reported here (`RequestFailed`, with the cause seen on the wire), after the
+    /// client's future is dropped (what it was still doing, a connect cut off by a timeout,
+    /// ends first).
     pub(crate) fn poll<F, R, E>(
         &mut self,
-        inner: Pin<&mut F>,
+        mut inner: Pin<&mut Option<F>>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Answered<R>, E>>
     where
         F: Future<Output = Result<R, E>>,
         E: fmt::Display,
     {
+        let Some(future) = inner.as_mut().as_pin_mut() else {
+            return Poll::Pending;
+        };
         if self.0.is_none() {
-            return inner.poll(cx).map_ok(|res| (res, None));
+            return future.poll(cx).map_ok(|res| (res, None));
         }
-        let result = ready!(binding::with_request(&mut self.0, || inner.poll(cx)));
+        let result = ready!(binding::with_request(&mut self.0, || future.poll(cx)));
+        if result.is_err() {
+            inner.set(None);
+        }
         // answered: no longer canceled when dropped
         let ctx = self.0.take();
         Poll::Ready(match (result, ctx) {

@@ -33,7 +33,7 @@ where
     fn call(&mut self, req: reqwest::Request) -> Self::Future {
         let (trace, record_timings) = self.layer.trace_for(None);
         let Some(trace) = trace else {
-            let inner = self.inner.call(req);
+            let inner = Some(self.inner.call(req));
             return ResponseFuture {
                 inner,
                 traced: Pending::untraced(),
@@ -56,7 +56,10 @@ where
             uri,
         }));
         let (inner, traced) = Pending::call(ctx, || self.inner.call(req));
-        ResponseFuture { inner, traced }
+        ResponseFuture {
+            inner: Some(inner),
+            traced,
+        }
     }
 }
 
@@ -66,8 +69,9 @@ pin_project! {
     /// Dropped before it completes, it reports `RequestCanceled`.
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F> {
+        // dropped as soon as it fails: a connect it was running ends before the request
         #[pin]
-        inner: F,
+        inner: Option<F>,
         traced: Pending,
     }
 }
@@ -91,7 +95,10 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if !this.traced.is_traced() {
-            return this.inner.poll(cx);
+            return match this.inner.as_pin_mut() {
+                Some(inner) => inner.poll(cx),
+                None => Poll::Pending,
+            };
         }
         let (mut res, ctx) = match ready!(this.traced.poll(this.inner, cx)) {
             Ok(answered) => answered,

@@ -1,0 +1,148 @@
+//! True at the edges: what careful users found by trying hard (issue 16), each case with its
+//! whole event sequence.
+
+use std::time::Duration;
+
+use httptrace::error::Canceled;
+use httptrace::event::WroteHeadersInfo;
+use httptrace::{ClientTrace, Event, Hooks, Recorder, RequestBody, TraceLayer, TracingConnector};
+use httptrace_test_support::clients::{get, server_and_client, traced, Body};
+use httptrace_test_support::events::{assert_paired, names, FRESH, REUSED};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{ServiceBuilder, ServiceExt};
+
+/// A connect that never ends.
+type Never = std::future::Pending<Result<TokioIo<tokio::net::TcpStream>, std::io::Error>>;
+
+/// A client whose connects never end.
+type Hanging =
+    Client<TracingConnector<tower::util::ServiceFn<fn(http::Uri) -> Never>>, RequestBody<Body>>;
+
+fn hanging_client() -> Hanging {
+    let never: fn(http::Uri) -> Never = |_uri| std::future::pending();
+    Client::builder(TokioExecutor::new()).build(TracingConnector::new(tower::service_fn(never)))
+}
+
+fn canceled(events: &[Event], name: &str) -> bool {
+    events
+        .iter()
+        .find(|e| e.name() == name)
+        .and_then(Event::error)
+        .is_some_and(|e| e.downcast_ref::<Canceled>().is_some())
+}
+
+/// A timeout below the layer cuts a connect off: the connect ends (canceled) before the request
+/// fails, not after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_below_the_layer_ends_the_connect_before_the_request() {
+    let svc = ServiceBuilder::new()
+        .layer(TraceLayer::new())
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(
+            100,
+        )))
+        .service(hanging_client());
+    let rec = Recorder::new();
+    let err = svc
+        .oneshot(traced("http://127.0.0.1:9/", rec.trace()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    let events = rec.events();
+    assert_eq!(
+        names(&events),
+        ["GetConn", "ConnectStart", "ConnectDone", "RequestFailed"]
+    );
+    assert!(canceled(&events, "ConnectDone"));
+    assert_paired(&events);
+}
+
+/// A connector layer that never connects (under reqwest's own: its connects hang).
+#[cfg(feature = "reqwest")]
+#[derive(Clone)]
+struct Hang<S>(S);
+
+#[cfg(feature = "reqwest")]
+impl<S, R> tower::Service<R> for Hang<S>
+where
+    S: tower::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = std::future::Pending<Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, _req: R) -> Self::Future {
+        std::future::pending()
+    }
+}
+
+/// Through reqwest, an IP literal, `.timeout()` during a connect that hangs: the attempted
+/// connect shows (started and canceled), before the request fails.
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_timeout_during_a_hanging_connect_shows_the_attempt() {
+    httptrace_test_support::tls::install_provider();
+    let client = reqwest::Client::builder()
+        .connector_layer(tower::layer::layer_fn(Hang))
+        .connector_layer(httptrace::reqwest::connector_layer())
+        .timeout(Duration::from_millis(200))
+        .no_proxy()
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&TraceLayer::new(), client.clone());
+    let rec = Recorder::new();
+    let req = client.get("http://127.0.0.1:9/").build().unwrap();
+    let err = rec.trace().scope(svc.oneshot(req)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    let events = rec.events();
+    assert_eq!(
+        names(&events),
+        ["GetConn", "ConnectStart", "ConnectDone", "RequestFailed"]
+    );
+    assert!(canceled(&events, "ConnectDone"));
+    assert_paired(&events);
+}
+
+/// A hook panics with a payload whose own drop panics too: both are contained, on the
+/// connection's task (`WroteHeaders`), and the connection goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_whose_payload_panics_on_drop_is_contained() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the payload's drop panics too");
+        }
+    }
+    struct Throws;
+    impl Hooks for Throws {
+        fn wrote_headers(&self, _: &WroteHeadersInfo) {
+            std::panic::panic_any(Bomb);
+        }
+    }
+    let (server, client) = server_and_client().await;
+    let panics = ClientTrace::hook_panics();
+    for expected in [FRESH, REUSED] {
+        let rec = Recorder::new();
+        get(
+            &client,
+            &server.url("/"),
+            ClientTrace::new(Throws).compose(rec.trace()),
+        )
+        .await;
+        assert_eq!(rec.names(), expected);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ClientTrace::hook_panics() - panics, 2);
+    assert_eq!(
+        server.conns.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one connection served both"
+    );
+}
