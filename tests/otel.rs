@@ -386,3 +386,55 @@ async fn consumers_compose_with_each_other_and_user_hooks() {
         "OpenTelemetry got every event up to the end"
     );
 }
+
+/// reqwest writes the request's URL into its errors, query and all: `exception.message` has it
+/// redacted as `url.full` is (the userinfo dropped, the query replaced).
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "current_thread")]
+async fn error_text_carries_no_secret_of_the_url() {
+    httptrace_test_support::tls::install_provider();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let spans = InMemorySpanExporter::default();
+    let tracers = SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
+    let meters = SdkMeterProvider::builder().build();
+    let otel = Otel::new(&meters.meter("test")).with_tracer(tracers.tracer("test"));
+    let client = reqwest::Client::builder()
+        .connector_layer(httptrace::reqwest::connector_layer())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let svc = otel.layer().layer(client.clone());
+    let url = format!("http://user:pw@127.0.0.1:{}/p?token=abc&x=1", dead.port());
+    let err = svc
+        .oneshot(client.get(&url).build().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("token=abc"),
+        "reqwest's own: {err}"
+    );
+    let spans = spans.get_finished_spans().unwrap();
+    let req = spans
+        .iter()
+        .find(|s| s.span_kind == SpanKind::Client)
+        .unwrap();
+    let messages: Vec<String> = req
+        .events
+        .iter()
+        .flat_map(|e| e.attributes.iter())
+        .filter(|kv| kv.key.as_str() == "exception.message")
+        .map(|kv| kv.value.to_string())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("?REDACTED")),
+        "{messages:?}"
+    );
+    for m in &messages {
+        assert!(!m.contains("token=abc") && !m.contains("pw@"), "{m}");
+    }
+}

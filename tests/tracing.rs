@@ -28,7 +28,7 @@ struct EventRec {
     fields: BTreeMap<String, String>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Recorded {
     spans: BTreeMap<u64, SpanRec>,
     events: Vec<EventRec>,
@@ -314,4 +314,47 @@ impl WithFilterInfo for Recording {
     > {
         tracing_subscriber::Layer::with_filter(self, tracing_subscriber::filter::LevelFilter::INFO)
     }
+}
+
+/// reqwest writes the request's URL into its errors, query and all: the `error` field of the
+/// events has it redacted as `url.full` is.
+#[cfg(feature = "reqwest")]
+#[tokio::test(flavor = "current_thread")]
+async fn error_text_carries_no_secret_of_the_url() {
+    httptrace_test_support::tls::install_provider();
+    let recording = Recording::default();
+    let subscriber = tracing_subscriber::registry().with(recording.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let client = reqwest::Client::builder()
+        .connector_layer(httptrace::reqwest::connector_layer())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&traced_layer(), client.clone());
+    let url = format!("http://user:pw@127.0.0.1:{}/p?token=abc&x=1", dead.port());
+    let err = svc
+        .oneshot(client.get(&url).build().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("token=abc"),
+        "reqwest's own: {err}"
+    );
+    let got = recording.take();
+    let failed = got
+        .events
+        .iter()
+        .find(|e| e.fields["httptrace.event"] == "RequestFailed")
+        .expect("RequestFailed");
+    let error = &failed.fields["error"];
+    assert!(error.contains("?REDACTED"), "{error}");
+    let everything = format!("{got:?}");
+    assert!(
+        !everything.contains("token=abc") && !everything.contains("pw@"),
+        "{everything}"
+    );
 }

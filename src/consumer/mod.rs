@@ -60,8 +60,71 @@ fn url_full(uri: &http::Uri, redact_query: bool) -> String {
     url
 }
 
+/// An error's text as a consumer may record it: every URL in it as `url.full` has it (no
+/// userinfo; the query redacted on request). Clients write the request's URL into their errors
+/// (reqwest's "error sending request for url (...)"), query and all.
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+fn redacted_error(text: &str, redact_query: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = ["http://", "https://", "ws://", "wss://"]
+        .iter()
+        .filter_map(|scheme| rest.find(scheme))
+        .min()
+    {
+        out.push_str(&rest[..at]);
+        let url = &rest[at..];
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '<' | '>'))
+            .unwrap_or(url.len());
+        let (url, after) = url.split_at(end);
+        out.push_str(&redacted_url(url, redact_query));
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// One URL written in text: its userinfo dropped, its query redacted on request (its fragment
+/// with it).
+#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+fn redacted_url(url: &str, redact_query: bool) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let host = authority.rsplit('@').next().unwrap_or("");
+    let mut out = format!("{scheme}://{host}");
+    match path.split_once('?') {
+        Some((path, _)) if redact_query => {
+            out.push_str(path);
+            out.push_str("?REDACTED");
+        }
+        _ => out.push_str(path),
+    }
+    out
+}
+
 #[cfg(all(test, any(feature = "tracing", feature = "opentelemetry")))]
 mod tests {
+    #[test]
+    fn urls_in_error_text_are_redacted_as_url_full() {
+        let text = "error sending request for url (http://user:pw@127.0.0.1:8/p?token=abc&x=1)";
+        assert_eq!(
+            super::redacted_error(text, true),
+            "error sending request for url (http://127.0.0.1:8/p?REDACTED)"
+        );
+        assert_eq!(
+            super::redacted_error(text, false),
+            "error sending request for url (http://127.0.0.1:8/p?token=abc&x=1)"
+        );
+        let two = "redirect from https://a.test/x?k=1 to \"https://u@b.test/?s=2\" failed";
+        assert_eq!(
+            super::redacted_error(two, true),
+            "redirect from https://a.test/x?REDACTED to \"https://b.test/?REDACTED\" failed"
+        );
+        assert_eq!(super::redacted_error("no url here", true), "no url here");
+    }
+
     #[test]
     fn url_full_drops_userinfo_and_redacts_the_query() {
         let uri: http::Uri = "http://user:pw@example.test:8080/a/b?token=x"

@@ -42,7 +42,8 @@ use crate::trace::ClientTrace;
 /// `server.address`, `server.port`, `url.full` (userinfo dropped, query redacted unless
 /// [`Otel::redact_query`] is off), `http.response.status_code`, `network.peer.address` and
 /// `error.type`; its start and end are the true instants, and each httptrace event is a span
-/// event at the instant it happened. With [`Otel::phase_spans`], each phase (`dns`, `connect`,
+/// event at the instant it happened (a failure's with its `exception.message`, every URL in it
+/// redacted as `url.full` is). With [`Otel::phase_spans`], each phase (`dns`, `connect`,
 /// `tls`, `wait`, `body`) is also a child span with its true start and end. The parent is the
 /// OpenTelemetry `Context` current where the request is sent; propagating it on the wire is
 /// left to your propagator.
@@ -408,7 +409,8 @@ impl Hooks for OtelHooks {
         if let (Some(cx), false) = (&st.span, st.ended) {
             let mut attrs = Vec::new();
             if let Some(e) = event.error() {
-                attrs.push(KeyValue::new("exception.message", e.to_string()));
+                let message = super::redacted_error(&e.to_string(), self.shared.redact_query);
+                attrs.push(KeyValue::new("exception.message", message));
             }
             cx.span()
                 .add_event_with_timestamp(event.name(), wall(at), attrs);

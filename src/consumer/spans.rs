@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tracing::field::Empty;
 use tracing::{Level, Span};
 
-use super::{connect_started, error_type, url_full};
+use super::{connect_started, error_type, redacted_error, url_full};
 use crate::event::{Event, GetConnInfo, Hooks};
 use crate::trace::ClientTrace;
 
@@ -26,7 +26,8 @@ use crate::trace::ClientTrace;
 ///
 /// Sensitive data stays out: no header is ever recorded (so neither `Authorization`,
 /// `Proxy-Authorization`, `Cookie`, `Set-Cookie` nor any other); the URL's userinfo is dropped
-/// and its query replaced by `REDACTED` unless [`TracingHooks::redact_query`] is turned off.
+/// and its query replaced by `REDACTED` unless [`TracingHooks::redact_query`] is turned off,
+/// in `url.full` and in every URL an error's text holds (reqwest writes the request's).
 ///
 /// A `TracingHooks` holds one request's span: make one per request, e.g. with
 /// [`TraceLayer::trace_factory`](crate::TraceLayer::trace_factory).
@@ -196,7 +197,9 @@ impl TracingHooks {
         };
         let offset = micros(event.at().saturating_duration_since(start));
         let name = event.name();
-        let error = event.error().map(|e| e.to_string());
+        let error = event
+            .error()
+            .map(|e| redacted_error(&e.to_string(), self.redact_query));
         let detail = detail(event);
         at_level!(
             self.event_level,
