@@ -67,6 +67,21 @@ pub(crate) fn host_port(uri: &http::Uri) -> String {
     s
 }
 
+/// A key of the origin a URI is for (its host, case aside, and its port): what a dial to it and
+/// a request for it have in common. 0 when the URI has no host.
+pub(crate) fn origin_key(uri: &http::Uri) -> u64 {
+    let Some(host) = uri.host() else {
+        return 0;
+    };
+    // FNV-1a over the host's bytes, lowercased, then the port
+    let mut key: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = host.bytes().map(|b| b.to_ascii_lowercase());
+    for b in bytes.chain(default_port(uri).to_be_bytes()) {
+        key = (key ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    key.max(1)
+}
+
 /// Whether a message with these headers leaves the HTTP/1 connection open, as hyper decides;
 /// never on HTTP/2, whose shared connection goes back to no idle pool (no `PutIdleConn`).
 pub(crate) fn keeps_alive(version: http::Version, headers: &http::HeaderMap) -> bool {
@@ -122,6 +137,16 @@ mod tests {
         assert!(!keeps_alive(http::Version::HTTP_11, &headers("Close")));
         assert!(keeps_alive(http::Version::HTTP_10, &headers("keep-alive")));
         assert!(!keeps_alive(http::Version::HTTP_2, &none));
+    }
+
+    #[test]
+    fn origins_are_host_and_port() {
+        let key = |s: &str| origin_key(&s.parse().unwrap());
+        assert_eq!(key("http://A.test/x"), key("http://a.test:80/y?z"));
+        assert_ne!(key("http://a.test/"), key("http://a.test:81/"));
+        assert_ne!(key("http://a.test/"), key("https://a.test/"));
+        assert_ne!(key("http://a.test/"), key("http://b.test/"));
+        assert_eq!(key("/relative"), 0);
     }
 
     #[test]

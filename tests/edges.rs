@@ -146,3 +146,83 @@ async fn a_panic_whose_payload_panics_on_drop_is_contained() {
         "one connection served both"
     );
 }
+
+/// A middleware between the layer and the client that makes a side request of its own on the
+/// same client, within the traced request's task (a token fetch), to another origin.
+#[derive(Clone)]
+struct SideFetch<S> {
+    inner: S,
+    side: String,
+}
+
+impl<S> tower::Service<http::Request<RequestBody<Body>>> for SideFetch<S>
+where
+    S: tower::Service<
+            http::Request<RequestBody<Body>>,
+            Response = http::Response<hyper::body::Incoming>,
+            Error = hyper_util::client::legacy::Error,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<RequestBody<Body>>) -> Self::Future {
+        let (mut inner, side) = (self.inner.clone(), self.side.clone());
+        Box::pin(async move {
+            use http_body_util::BodyExt;
+            let token = http::Request::get(side)
+                .body(RequestBody::new(Body::default()))
+                .unwrap();
+            let res = inner.ready().await?.call(token).await?;
+            let _ = res.into_body().collect().await;
+            inner.ready().await?.call(req).await
+        })
+    }
+}
+
+/// The side request's dial, to another origin, is not the traced request's: the traced
+/// request sees its own fresh connection only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_request_to_another_origin_dials_for_itself() {
+    use httptrace_test_support::servers::Server;
+    let (a, b) = (Server::start().await, Server::start().await);
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new())
+        .build::<_, RequestBody<Body>>(TracingConnector::new(http));
+    let svc = ServiceBuilder::new()
+        .layer(TraceLayer::new())
+        .layer(tower::layer::layer_fn(|inner| SideFetch {
+            inner,
+            side: b.url("/token"),
+        }))
+        .service(client);
+    let rec = Recorder::new();
+    let res = svc.oneshot(traced(&a.url("/"), rec.trace())).await.unwrap();
+    http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+    assert_eq!(rec.names(), FRESH);
+    let dialled = rec
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::ConnectDone(d) => d.addr,
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(dialled, a.addr);
+    assert_eq!(b.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

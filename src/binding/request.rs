@@ -37,6 +37,9 @@ pub(crate) struct RequestCtx {
     conn_broken: AtomicBool,
     /// What tells, on hyper's side, which connection the request got (invariant 6).
     pub(super) capture: Option<CaptureConnection>,
+    /// The origin the request is for (`util::origin_key`; 0: unknown): a dial to another
+    /// origin, made while its task runs, is not its own (a side request of a middleware).
+    origin: u64,
     /// What the layer records for this request and puts in its response.
     recorded: Option<Arc<dyn Recorded>>,
     /// The request asked to close its connection (`Connection: close`, HTTP/1.0).
@@ -58,6 +61,8 @@ pub(crate) struct RequestFacts {
     /// When the request started: its `GetConn`.
     pub(crate) start: Instant,
     pub(crate) capture: Option<CaptureConnection>,
+    /// The origin the request is for (`util::origin_key`; 0: unknown).
+    pub(crate) origin: u64,
     /// What to record for the request and put in its response (the layer's `Timings`).
     pub(crate) recorded: Option<Arc<dyn Recorded>>,
     pub(crate) req_close: bool,
@@ -70,6 +75,7 @@ impl RequestFacts {
         Self {
             start: Instant::now(),
             capture: None,
+            origin: 0,
             recorded: None,
             req_close: false,
         }
@@ -122,6 +128,7 @@ impl RequestCtx {
             body_left: AtomicU64::new(u64::MAX),
             conn_broken: AtomicBool::new(false),
             capture: facts.capture,
+            origin: facts.origin,
             recorded: facts.recorded,
             req_close: facts.req_close,
             resp_bytes: AtomicU64::new(0),
@@ -133,6 +140,12 @@ impl RequestCtx {
     fn lock(&self) -> MutexGuard<'_, ReqState> {
         // hooks run under this lock and are contained with catch_unwind, but never panic on poison
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a dial to the origin `origin` (`util::origin_key`) can be this request's: the
+    /// same origin, or either unknown.
+    pub(crate) fn dials_to(&self, origin: u64) -> bool {
+        self.origin == 0 || origin == 0 || self.origin == origin
     }
 
     /// The request's id, as its hooks are told it.

@@ -15,7 +15,7 @@ use crate::binding::{self, ConnSide, DialCtx};
 use crate::error::SharedError;
 use crate::event::{ConnectDoneInfo, Event, TlsState};
 use crate::trace::ClientTrace;
-use crate::util::{default_port, ip_literal, ConnAddrs};
+use crate::util::{default_port, ip_literal, origin_key, ConnAddrs};
 
 /// Wraps a connector (`Service<Uri>`: hyper-util's `HttpConnector`, hyper-rustls'
 /// `HttpsConnector`, a mock) to report the connect of a traced request, and to wrap every
@@ -23,6 +23,12 @@ use crate::util::{default_port, ip_literal, ConnAddrs};
 ///
 /// The request type stays generic, so one wrapper serves any connector whose request is
 /// `'static`. A request with no trace pays nothing per request.
+///
+/// A dial belongs to the traced request whose task calls the connector, if it is for that
+/// request's origin (host and port): a side request that a middleware between the layer and
+/// the client makes on the same client, to another origin, dials for itself. So the traced
+/// connector must see the request's own URI: put it outside any proxy connector (a side request
+/// to the same origin can't be told from the request's own).
 ///
 /// Under it, a [`TracingResolver`](crate::TracingResolver) reports the lookup, a
 /// [`PerAddressConnector`](crate::connect::PerAddressConnector) each address attempt, and a
@@ -143,7 +149,12 @@ where
     }
 
     fn call(&mut self, dst: R) -> Self::Future {
-        let Some(req) = binding::current_request() else {
+        // the dial of the request whose task is calling, unless it is for another origin (a
+        // middleware's side request on the same client, within that task)
+        let origin = (&dst as &dyn Any)
+            .downcast_ref::<http::Uri>()
+            .map_or(0, origin_key);
+        let Some(req) = binding::current_request().filter(|req| req.dials_to(origin)) else {
             return ConnectFuture {
                 inner: self.inner.call(dst),
                 dial: None,

@@ -166,6 +166,7 @@ where
         let start = Instant::now();
         let facts = RequestFacts {
             start,
+            origin: crate::util::origin_key(req.uri()),
             capture: match self.layer.http2_streams {
                 true => capture_connection(&mut req, caller_extensions),
                 false => None,
