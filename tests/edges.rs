@@ -7,7 +7,7 @@ use httptrace::error::Canceled;
 use httptrace::event::WroteHeadersInfo;
 use httptrace::{ClientTrace, Event, Hooks, Recorder, RequestBody, TraceLayer, TracingConnector};
 use httptrace_test_support::clients::{get, server_and_client, traced, Body};
-use httptrace_test_support::events::{assert_paired, names, FRESH, REUSED};
+use httptrace_test_support::events::{assert_paired, names, FRESH, FRESH_UNPOOLED, REUSED};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::{ServiceBuilder, ServiceExt};
@@ -225,4 +225,72 @@ async fn a_side_request_to_another_origin_dials_for_itself() {
         .unwrap();
     assert_eq!(dialled, a.addr);
     assert_eq!(b.conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A server that answers the first request on each connection with `head`, then echoes what
+/// comes after it (the connection handed over: an upgrade, a tunnel).
+async fn handing_over(head: &'static [u8]) -> std::net::SocketAddr {
+    use httptrace_test_support::servers::{raw_server, read_request};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, _) = raw_server(move |_, mut s| async move {
+        if !read_request(&mut s, 0).await {
+            return;
+        }
+        let _ = s.write_all(head).await;
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = s.read(&mut buf).await {
+            let _ = s.write_all(&buf[..n]).await;
+        }
+    })
+    .await;
+    addr
+}
+
+/// Uses the connection the response handed over: "ping" sent, "ping" echoed.
+async fn ping(res: http::Response<httptrace::ResponseBody<hyper::body::Incoming>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upgraded = hyper::upgrade::on(res).await.expect("handed over");
+    let mut io = TokioIo::new(upgraded);
+    io.write_all(b"ping").await.unwrap();
+    let mut got = [0u8; 4];
+    io.read_exact(&mut got).await.unwrap();
+    assert_eq!(&got, b"ping");
+}
+
+/// `101 Switching Protocols` hands the connection over: it doesn't go back to the pool, and no
+/// `PutIdleConn` says it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_is_not_put_back_in_the_pool() {
+    use httptrace_test_support::clients::client;
+    use httptrace_test_support::events::names_but_closed;
+    let addr = handing_over(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n",
+    )
+    .await;
+    let client = client();
+    let rec = Recorder::new();
+    let mut req = traced(&format!("http://{addr}/"), rec.trace());
+    let headers = req.headers_mut();
+    headers.insert(http::header::CONNECTION, "upgrade".parse().unwrap());
+    headers.insert(http::header::UPGRADE, "echo".parse().unwrap());
+    let res = client.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    ping(res).await;
+    assert_eq!(names_but_closed(&rec.events()), FRESH_UNPOOLED);
+}
+
+/// A `CONNECT` answered `200` makes a tunnel of the connection: no `PutIdleConn` either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_is_not_put_back_in_the_pool() {
+    use httptrace_test_support::clients::client;
+    use httptrace_test_support::events::names_but_closed;
+    let addr = handing_over(b"HTTP/1.1 200 OK\r\n\r\n").await;
+    let client = client();
+    let rec = Recorder::new();
+    let mut req = traced(&format!("http://{addr}/"), rec.trace());
+    *req.method_mut() = http::Method::CONNECT;
+    let res = client.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), http::StatusCode::OK);
+    ping(res).await;
+    assert_eq!(names_but_closed(&rec.events()), FRESH_UNPOOLED);
 }

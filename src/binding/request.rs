@@ -44,6 +44,8 @@ pub(crate) struct RequestCtx {
     recorded: Option<Arc<dyn Recorded>>,
     /// The request asked to close its connection (`Connection: close`, HTTP/1.0).
     req_close: bool,
+    /// A `CONNECT`: a success hands its connection over as a tunnel.
+    tunnel: bool,
     /// The response body: its bytes so far, and `RESP_*` flags. Only the response body writes
     /// them; they live here so that a response body (and a response future) adds one pointer.
     resp_bytes: AtomicU64,
@@ -66,6 +68,8 @@ pub(crate) struct RequestFacts {
     /// What to record for the request and put in its response (the layer's `Timings`).
     pub(crate) recorded: Option<Arc<dyn Recorded>>,
     pub(crate) req_close: bool,
+    /// The request is a `CONNECT`.
+    pub(crate) tunnel: bool,
 }
 
 impl RequestFacts {
@@ -78,6 +82,7 @@ impl RequestFacts {
             origin: 0,
             recorded: None,
             req_close: false,
+            tunnel: false,
         }
     }
 }
@@ -131,6 +136,7 @@ impl RequestCtx {
             origin: facts.origin,
             recorded: facts.recorded,
             req_close: facts.req_close,
+            tunnel: facts.tunnel,
             resp_bytes: AtomicU64::new(0),
             resp_flags: AtomicU8::new(0),
             state: Mutex::new(ReqState::default()),
@@ -331,6 +337,11 @@ impl RequestCtx {
     /// The request asked to close its connection.
     pub(crate) fn req_close(&self) -> bool {
         self.req_close
+    }
+
+    /// The request is a `CONNECT`: a success hands its connection over as a tunnel.
+    pub(crate) fn tunnel(&self) -> bool {
+        self.tunnel
     }
 
     /// The response's body starts: whether its connection may be pooled after it, whether it is

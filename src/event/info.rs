@@ -368,7 +368,8 @@ pub struct RedirectInfo {
 }
 
 /// `PutIdleConn`: the connection can go back to the idle pool after this request (keep-alive on
-/// both sides, and it didn't close).
+/// both sides, and it didn't close). Not for a connection the response hands over: an upgrade
+/// (`101 Switching Protocols`) or a tunnel (a `CONNECT` answered with success).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PutIdleConnInfo {

@@ -155,7 +155,8 @@ impl Drop for Pending {
 }
 
 /// The response head reached the caller: `ResponseHeaders`; whether its connection may go back
-/// to the pool after its body.
+/// to the pool after its body: not when the response hands it over (`101 Switching Protocols`,
+/// or a `CONNECT` answered with success: a tunnel), nor when either side asked to close it.
 pub(crate) fn response_head(
     ctx: &RequestCtx,
     status: http::StatusCode,
@@ -167,5 +168,7 @@ pub(crate) fn response_head(
         status,
         version,
     }));
-    !ctx.req_close() && crate::util::keeps_alive(version, headers)
+    let handed_over =
+        status == http::StatusCode::SWITCHING_PROTOCOLS || (ctx.tunnel() && status.is_success());
+    !handed_over && !ctx.req_close() && crate::util::keeps_alive(version, headers)
 }

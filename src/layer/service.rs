@@ -173,6 +173,7 @@ where
             },
             recorded: record_timings.then(|| Timings::recorded_from(start)),
             req_close: !crate::util::keeps_alive(req.version(), req.headers()),
+            tunnel: req.method() == http::Method::CONNECT,
         };
         let informational = trace.wants_informational() || user_1xx.is_some();
         let ctx = RequestCtx::with_facts(trace, facts);

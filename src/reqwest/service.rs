@@ -46,6 +46,7 @@ where
                 start,
                 recorded: record_timings.then(|| Timings::recorded_from(start)),
                 req_close: !crate::util::keeps_alive(req.version(), req.headers()),
+                tunnel: req.method() == http::Method::CONNECT,
                 ..RequestFacts::starting_now()
             },
         );
