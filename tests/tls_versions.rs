@@ -72,14 +72,19 @@ fn trusting(cert: &Cert) -> rustls::ClientConfig {
     client_config(cert, rustls::DEFAULT_VERSIONS)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_versions_by_default_and_the_server_picks_h2() {
+/// A certificate for 127.0.0.1, a server offering both versions with it, and a config that
+/// trusts it.
+async fn setup() -> (Cert, SocketAddr, rustls::ClientConfig) {
     let cert = cert_for(&["127.0.0.1"]);
     let addr = server_of_both(&cert).await;
-    let stack = HttpsStack::builder()
-        .tls_config(trusting(&cert))
-        .build()
-        .unwrap();
+    let config = trusting(&cert);
+    (cert, addr, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_versions_by_default_and_the_server_picks_h2() {
+    let (_, addr, config) = setup().await;
+    let stack = HttpsStack::builder().tls_config(config).build().unwrap();
     assert_eq!(
         get(stack, addr).await,
         (http::Version::HTTP_2, Some(b"h2".to_vec()))
@@ -88,10 +93,9 @@ async fn both_versions_by_default_and_the_server_picks_h2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_only_offers_no_h2() {
-    let cert = cert_for(&["127.0.0.1"]);
-    let addr = server_of_both(&cert).await;
+    let (_, addr, config) = setup().await;
     let stack = HttpsStack::builder()
-        .tls_config(trusting(&cert))
+        .tls_config(config)
         .http1_only()
         .build()
         .unwrap();
@@ -100,10 +104,9 @@ async fn http1_only_offers_no_h2() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_only_offers_h2_alone() {
-    let cert = cert_for(&["127.0.0.1"]);
-    let addr = server_of_both(&cert).await;
+    let (_, addr, config) = setup().await;
     let stack = HttpsStack::builder()
-        .tls_config(trusting(&cert))
+        .tls_config(config)
         .http2_only()
         .build()
         .unwrap();
@@ -116,9 +119,7 @@ async fn http2_only_offers_h2_alone() {
 /// A config that asks for `http/1.1` by ALPN itself: no panic, HTTP/1.1 offered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_with_its_own_alpn_list_is_read_not_refused() {
-    let cert = cert_for(&["127.0.0.1"]);
-    let addr = server_of_both(&cert).await;
-    let mut config = trusting(&cert);
+    let (_, addr, mut config) = setup().await;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let stack = httptrace::TracingConnector::https(config);
     assert_eq!(get(stack, addr).await, (http::Version::HTTP_11, None));
@@ -127,8 +128,7 @@ async fn a_config_with_its_own_alpn_list_is_read_not_refused() {
 /// Roots of its own (a private CA), with the provider given explicitly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roots_and_provider_of_the_callers_choice() {
-    let cert = cert_for(&["127.0.0.1"]);
-    let addr = server_of_both(&cert).await;
+    let (cert, addr, _) = setup().await;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.der.clone()).unwrap();
     let stack = HttpsStack::builder()

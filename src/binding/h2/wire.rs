@@ -441,6 +441,17 @@ mod tests {
         (test << 56) | 0x00ab_cdef
     }
 
+    /// The request's `GotConn`.
+    fn got(rec: &Recorder) -> GotConnInfo {
+        rec.events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::GotConn(i) => Some(i),
+                _ => None,
+            })
+            .expect("a GotConn")
+    }
+
     /// The stream ids a connection maps to requests, in order.
     fn mapped_ids(conn: &H2Conn) -> Vec<u32> {
         let mut ids: Vec<u32> = conn.lock().mapped.keys().copied().collect();
@@ -480,14 +491,7 @@ mod tests {
         assert_eq!(mapped_ids(&shared), [3]);
         conn.h2_read(&frame(frames::HEADERS, whole, 3)); // 3 closes
         shared.open(&ctxs[2], dispatch::count_on(task(2)), true);
-        let got = recs[2]
-            .events()
-            .into_iter()
-            .find_map(|e| match e {
-                Event::GotConn(i) => Some(i),
-                _ => None,
-            })
-            .unwrap();
+        let got = got(&recs[2]);
         assert_eq!(got.http2.unwrap().streams_in_flight, 0);
         assert!(got.was_idle);
         drop(ctxs);
@@ -508,15 +512,6 @@ mod tests {
         }
         conn.h2_read(&frame(frames::HEADERS, frames::END_HEADERS, 5));
         conn.h2_read(&frame(frames::HEADERS, frames::END_HEADERS, 7));
-        let got = |rec: &Recorder| {
-            rec.events()
-                .into_iter()
-                .find_map(|e| match e {
-                    Event::GotConn(i) => Some(i),
-                    _ => None,
-                })
-                .unwrap()
-        };
         assert_eq!(got(&recs[1]).http2.unwrap().stream_id, Some(7));
         assert_eq!(got(&recs[1]).http2.unwrap().streams_in_flight, 3);
         assert!(got(&recs[1]).derived.is_none());
@@ -543,14 +538,7 @@ mod tests {
         conn.h2_wrote(&frame(frames::HEADERS, whole, 3));
         assert!(mapped_ids(&shared).is_empty());
         shared.open(&ctxs[1], dispatch::count_on(t), true);
-        let got = recs[1]
-            .events()
-            .into_iter()
-            .find_map(|e| match e {
-                Event::GotConn(i) => Some(i),
-                _ => None,
-            })
-            .unwrap();
+        let got = got(&recs[1]);
         assert_eq!(got.http2.unwrap().stream_id, None);
         assert_eq!(got.derived, Some(Derived::Http2StreamUnknown));
         dispatch::release(t, dispatch::count_on(t).unwrap().born);
