@@ -210,7 +210,12 @@ async fn a_side_request_to_another_origin_dials_for_itself() {
         }))
         .service(client);
     let rec = Recorder::new();
-    let res = svc.oneshot(traced(&a.url("/"), rec.trace())).await.unwrap();
+    // the client (and its pool) lives on: the connection goes back to the pool
+    let res = svc
+        .clone()
+        .oneshot(traced(&a.url("/"), rec.trace()))
+        .await
+        .unwrap();
     http_body_util::BodyExt::collect(res.into_body())
         .await
         .unwrap();
