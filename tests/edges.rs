@@ -299,3 +299,93 @@ async fn a_tunnel_is_not_put_back_in_the_pool() {
     ping(res).await;
     assert_eq!(names_but_closed(&rec.events()), FRESH_UNPOOLED);
 }
+
+/// A connect future, boxed.
+type Connecting = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<TokioIo<tokio::net::TcpStream>, std::io::Error>>
+            + Send,
+    >,
+>;
+
+/// A dial that lost the race to a pooled connection and never ends (a handshake the server
+/// never answers): the request it was for ends all the same, reports the dial ended (it
+/// stopped waiting for it) before its last event, and its trace is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_that_never_ends_keeps_no_finished_request_alive() {
+    use httptrace_test_support::hooks::DropCounted;
+    use httptrace_test_support::servers::Server;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let server = Server::start().await;
+    let addr = server.addr;
+    // the first connect connects; every later one hangs
+    let calls = Arc::new(AtomicUsize::new(0));
+    let connect = tower::service_fn(move |_uri: http::Uri| -> Connecting {
+        let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if !first {
+                std::future::pending::<()>().await;
+            }
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            Ok(TokioIo::new(tcp))
+        })
+    });
+    let client = Client::builder(TokioExecutor::new())
+        .build::<_, RequestBody<Body>>(TracingConnector::new(connect));
+    let client = tower::Layer::layer(&TraceLayer::new(), client);
+
+    // R0 makes the connection and holds it with a slow response
+    let r0 = Recorder::new();
+    let first = tokio::spawn(
+        client
+            .clone()
+            .oneshot(traced(&server.url("/?delay_ms=100"), r0.trace())),
+    );
+    while !r0.names().contains(&"WroteRequest") {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // A finds no idle connection, dials (forever), and is served by R0's when it comes back
+    let drops = Arc::new(AtomicUsize::new(0));
+    let a = Recorder::new();
+    let trace = ClientTrace::new(DropCounted(drops.clone())).compose(a.trace());
+    get(&client, &server.url("/"), trace).await;
+    let res = first.await.unwrap().unwrap();
+    http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+
+    let events = a.events();
+    assert_eq!(
+        names(&events),
+        [
+            "GetConn",
+            "ConnectStart",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "ResponseHeaders",
+            "ConnectDone",
+            "PutIdleConn",
+            "ResponseBodyDone"
+        ]
+    );
+    let left = events
+        .iter()
+        .find(|e| e.name() == "ConnectDone")
+        .and_then(Event::error)
+        .and_then(|e| e.downcast_ref::<Canceled>())
+        .map(Canceled::what);
+    assert_eq!(left, Some("the request's wait for this dial"));
+    assert_paired(&events);
+    // the dial still hangs; A's hooks are gone
+    for _ in 0..100 {
+        if drops.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(drops.load(Ordering::SeqCst), 1, "A's trace was released");
+}

@@ -4,10 +4,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use super::request::RequestCtx;
+use super::request::{Detach, RequestCtx};
 use crate::error::{Canceled, SharedError};
 use crate::event::*;
 use crate::util::ConnAddrs;
@@ -24,7 +24,9 @@ pub(crate) fn next_conn_id() -> u64 {
 /// per-address dialer, the resolver).
 #[derive(Debug)]
 pub(crate) struct DialCtx {
-    pub(crate) req: Arc<RequestCtx>,
+    req: ReqLink,
+    /// The request that dials.
+    request_id: RequestId,
     /// The id the connection will have, if this dial makes one.
     pub(crate) conn_id: u64,
     call_at: Instant,
@@ -33,11 +35,38 @@ pub(crate) struct DialCtx {
     state: Mutex<DialState>,
 }
 
+/// The request a dial reports to, until that request ends: a dial that goes on in the
+/// background then holds nothing of it (its trace is released).
+#[derive(Debug)]
+struct ReqLink(Mutex<Option<Arc<RequestCtx>>>);
+
+impl ReqLink {
+    fn get(&self) -> Option<Arc<RequestCtx>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Delivers `event` to the request, if it is still in progress.
+    fn emit(&self, event: Event) {
+        if let Some(req) = self.get() {
+            req.emit_in_progress(event);
+        }
+    }
+
+    fn release(&self) {
+        drop(self.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+}
+
 #[derive(Debug, Default)]
 struct DialState {
     connect_started: bool,
     connect_done: bool,
+    dns_open: bool,
     dns_failed: bool,
+    /// The addresses of the per-address attempts started and not yet done.
+    open_attempts: Vec<SocketAddr>,
+    /// The request ended: what was open was reported ended then, and nothing more is.
+    detached: bool,
     /// A per-address dialer reports each attempt: no connect-wide Start/Done.
     attempts: bool,
     /// The address the connect-wide ConnectStart named.
@@ -54,13 +83,22 @@ pub(crate) type DialResult = Result<ConnAddrs, SharedError>;
 
 impl DialCtx {
     pub(crate) fn new(req: Arc<RequestCtx>, port: Option<u16>) -> Arc<Self> {
-        Arc::new(Self {
-            req,
+        let dial = Arc::new(Self {
+            request_id: req.id(),
+            req: ReqLink(Mutex::new(Some(req.clone()))),
             conn_id: next_conn_id(),
             call_at: Instant::now(),
             port,
             state: Mutex::new(DialState::default()),
-        })
+        });
+        let weak: Weak<dyn Detach> = Arc::downgrade(&dial) as Weak<dyn Detach>;
+        req.add_dial(weak);
+        dial
+    }
+
+    /// The request that dials, while it is in progress.
+    pub(crate) fn request(&self) -> Option<Arc<RequestCtx>> {
+        self.req.get()
     }
 
     fn lock(&self) -> MutexGuard<'_, DialState> {
@@ -69,7 +107,7 @@ impl DialCtx {
 
     /// The request that dials.
     pub(crate) fn request_id(&self) -> RequestId {
-        self.req.id()
+        self.request_id
     }
 
     /// A per-address dialer takes over the connect events (one Start/Done per attempt).
@@ -85,7 +123,7 @@ impl DialCtx {
     /// ConnectStart, right away: the address is known without a lookup.
     pub(crate) fn connect_start(&self, addr: Option<SocketAddr>) {
         let mut st = self.lock();
-        if !st.connect_started && !st.attempts {
+        if !st.connect_started && !st.attempts && !st.detached {
             st.connect_started = true;
             st.addr = addr;
             drop(st);
@@ -98,6 +136,7 @@ impl DialCtx {
     }
 
     pub(crate) fn dns_start(&self, host: &str) {
+        self.lock().dns_open = true;
         self.req.emit(Event::DnsStart(DnsStartInfo {
             at: Instant::now(),
             host: host.to_owned(),
@@ -108,6 +147,10 @@ impl DialCtx {
     pub(crate) fn dns_done(&self, result: Result<Vec<SocketAddr>, SharedError>) {
         let at = Instant::now();
         let mut st = self.lock();
+        if st.detached {
+            return;
+        }
+        st.dns_open = false;
         match result {
             Ok(addrs) => {
                 let start = !st.connect_started && !st.attempts;
@@ -148,6 +191,12 @@ impl DialCtx {
 
     /// ConnectStart of one address attempt.
     pub(crate) fn attempt_start(&self, addr: SocketAddr) {
+        let mut st = self.lock();
+        if st.detached {
+            return;
+        }
+        st.open_attempts.push(addr);
+        drop(st);
         self.req.emit(Event::ConnectStart(ConnectStartInfo {
             at: Instant::now(),
             network: "tcp",
@@ -170,6 +219,12 @@ impl DialCtx {
     /// ConnectDone of one address attempt; a success names the connection.
     pub(crate) fn attempt_done(&self, addr: SocketAddr, result: DialResult) {
         self.note_addrs(&result);
+        let mut st = self.lock();
+        let Some(open) = st.open_attempts.iter().position(|a| *a == addr) else {
+            return;
+        };
+        st.open_attempts.swap_remove(open);
+        drop(st);
         self.req
             .emit(Event::ConnectDone(self.done_info(Some(addr), result)));
     }
@@ -202,7 +257,7 @@ impl DialCtx {
     pub(crate) fn transport_done(&self, result: DialResult) {
         self.note_addrs(&result);
         let mut st = self.lock();
-        if st.connect_done {
+        if st.connect_done || st.detached {
             return;
         }
         st.connect_done = true;
@@ -227,7 +282,7 @@ impl DialCtx {
     /// The TLS handshake starts (a transport under a TLS connector connected).
     pub(crate) fn tls_start(&self, server_name: Option<String>) {
         let mut st = self.lock();
-        if st.tls_started {
+        if st.tls_started || st.detached {
             return;
         }
         st.tls_started = true;
@@ -244,6 +299,9 @@ impl DialCtx {
     /// reported it; the TLS handshake, if one started).
     pub(crate) fn finish(&self, result: Result<Option<TlsState>, SharedError>, addrs: DialResult) {
         let st = self.lock();
+        if st.detached {
+            return;
+        }
         let connect_done = st.connect_done;
         let tls_open = st.tls_started && !st.tls_done;
         let server_name = st.server_name.clone();
@@ -294,6 +352,65 @@ impl DialCtx {
         if open {
             self.transport_done(Err(SharedError::new(Canceled::new("connect"))));
         }
+    }
+}
+
+impl Detach for DialCtx {
+    /// The request ends while its dial goes on (an idle connection served it first): what the
+    /// dial has open is reported ended now (canceled, for this request: the connection, if
+    /// made, goes to the pool), and the dial lets the request go.
+    fn detach(&self, at: Instant) -> Vec<Event> {
+        let mut st = self.lock();
+        if st.detached {
+            return Vec::new();
+        }
+        st.detached = true;
+        let left = || {
+            Some(SharedError::new(Canceled::new(
+                "the request's wait for this dial",
+            )))
+        };
+        let mut events = Vec::new();
+        if st.dns_open {
+            st.dns_open = false;
+            events.push(Event::DnsDone(DnsDoneInfo {
+                at,
+                addrs: Vec::new(),
+                error: left(),
+            }));
+        }
+        for addr in std::mem::take(&mut st.open_attempts) {
+            events.push(Event::ConnectDone(ConnectDoneInfo {
+                at,
+                network: "tcp",
+                addr: Some(addr),
+                local_addr: None,
+                conn_id: None,
+                error: left(),
+            }));
+        }
+        if st.connect_started && !st.connect_done && !st.attempts {
+            st.connect_done = true;
+            events.push(Event::ConnectDone(ConnectDoneInfo {
+                at,
+                network: "tcp",
+                addr: st.addr,
+                local_addr: None,
+                conn_id: None,
+                error: left(),
+            }));
+        }
+        if st.tls_started && !st.tls_done {
+            st.tls_done = true;
+            events.push(Event::TlsHandshakeDone(TlsHandshakeDoneInfo {
+                at,
+                state: None,
+                error: left(),
+            }));
+        }
+        drop(st);
+        self.req.release();
+        events
     }
 }
 

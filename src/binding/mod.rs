@@ -15,7 +15,9 @@
 //!    [`dial`]). hyper-util calls the connector inside the task polling the response future,
 //!    which makes its request current on every poll; the connector keeps it in one dial
 //!    context for the whole connect, current while the connect is polled, so a connect that
-//!    hyper-util finishes in the background still reports to the request that started it.
+//!    hyper-util finishes in the background still reports to the request that started it,
+//!    until that request ends: then what is open is reported ended and the dial lets go of
+//!    the request (its trace is not kept alive by a dial that may never end).
 //! 4. **An HTTP/1 exchange is bound on the connection's task, before its first byte is
 //!    written** ([`ambient`], [`exchange`]). hyper asks the request body `is_end_stream()`
 //!    right before it writes the head, in the same poll: the body hands its request off in a

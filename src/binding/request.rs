@@ -22,6 +22,14 @@ pub(crate) trait Recorded: Send + Sync {
     fn insert_into(self: Arc<Self>, extensions: &mut http::Extensions);
 }
 
+/// A dial a request started, which may outlive it (an idle connection served the request
+/// first): when the request ends, what the dial has open is reported ended, and the dial lets
+/// the request go.
+pub(crate) trait Detach: Send + Sync + std::fmt::Debug {
+    /// The request ends at `at`: the Done events of what is open, and nothing more from now.
+    fn detach(&self, at: Instant) -> Vec<Event>;
+}
+
 /// The state of one traced request.
 pub(crate) struct RequestCtx {
     pub(super) id: RequestId,
@@ -107,6 +115,8 @@ struct ReqState {
     finished: bool,
     /// The last connection this request's own dial made.
     dialled: Option<OwnDial>,
+    /// The dials this request started.
+    dials: Vec<Weak<dyn Detach>>,
     /// When the last response bytes of this request's exchange were read.
     last_read: Option<Instant>,
 }
@@ -198,8 +208,27 @@ impl RequestCtx {
         if st.finished {
             return;
         }
+        self.detach_dials(&mut st, event.at());
         st.finished = true;
         self.deliver_locked(&mut st, &event);
+    }
+
+    /// A dial this request started.
+    pub(crate) fn add_dial(&self, dial: Weak<dyn Detach>) {
+        let mut st = self.lock();
+        st.dials.retain(|d| d.strong_count() > 0);
+        st.dials.push(dial);
+    }
+
+    /// The request ends at `at`: the dials it started that go on report ended what they have
+    /// open, before its terminal event, and let it go.
+    fn detach_dials(&self, st: &mut ReqState, at: Instant) {
+        for dial in std::mem::take(&mut st.dials) {
+            let Some(dial) = dial.upgrade() else { continue };
+            for event in dial.detach(at) {
+                self.deliver_locked(st, &event);
+            }
+        }
     }
 
     /// What the request keeps of an event: the connection it got, the one it dialled, the cause
@@ -387,6 +416,7 @@ impl RequestCtx {
         if st.finished {
             return;
         }
+        self.detach_dials(&mut st, now);
         // PutIdleConn first: it happened when the response's last byte was read, before the
         // body reached the caller, and ResponseBodyDone stays the request's last event
         if ok && keep_alive && !self.conn_broken() {

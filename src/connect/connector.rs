@@ -244,10 +244,11 @@ where
                 if let Some(observer) = &observer {
                     opened(observer, dial.conn_id, addrs);
                 }
-                let conn = ConnSide::new(dial.conn_id, Some(dial.request_id()))
-                    .dialled_by(&dial.req)
-                    .with_addrs(addrs)
-                    .with_observer(observer);
+                let mut conn = ConnSide::new(dial.conn_id, Some(dial.request_id()));
+                if let Some(req) = dial.request() {
+                    conn = conn.dialled_by(&req);
+                }
+                let conn = conn.with_addrs(addrs).with_observer(observer);
                 Ok(TracedIo::new(io, conn))
             }
             Err(err) => {

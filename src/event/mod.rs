@@ -50,9 +50,12 @@ macro_rules! events {
         /// Go's events (but `WroteHeaderField`, and `Wait100Continue`: hyper doesn't wait for
         /// `100 Continue`), and httptrace's own (`is_go()` tells them apart). Every Start has
         /// exactly one Done, also on error and cancellation, and every traced request ends with
-        /// exactly one of `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`; after it,
-        /// only a connect that hyper-util finishes in the background (an idle connection
-        /// served the request first) reports its end. The HTTP/2 column: *exact* as on HTTP/1;
+        /// exactly one of `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`, after which
+        /// nothing of it is delivered. A dial the request started that goes on when it ends
+        /// (an idle connection served it first; hyper-util finishes the dial for the pool)
+        /// reports what it has open ended right before that last event, with
+        /// [`Canceled`](crate::error::Canceled) ("the request's wait for this dial"), and lets
+        /// the request's trace go. The HTTP/2 column: *exact* as on HTTP/1;
         /// *per stream* when the request's stream is known (see
         /// [`TraceLayer`](crate::TraceLayer#http2)).
         ///

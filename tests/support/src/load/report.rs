@@ -65,6 +65,9 @@ pub struct LoadReport {
     pub served_by_other_dial: u64,
     /// Requests whose own dial went on in the background while another connection served them.
     pub dialled_for_others: u64,
+    /// Dials whose request ended first: they reported themselves left to the pool (canceled,
+    /// for their request) and finished in the background.
+    pub left_to_pool: u64,
     /// Requests that asked the server to close the connection.
     pub closes: u64,
     /// `ConnectionClosed` events the requests got.
@@ -104,11 +107,12 @@ impl std::fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "  fresh {}, reused {}, served by another request's dial {}, dialled for others {}, close=1 {}, ConnectionClosed {}",
+            "  fresh {}, reused {}, served by another request's dial {}, dialled for others {}, left to the pool {}, close=1 {}, ConnectionClosed {}",
             self.fresh,
             self.reused,
             self.served_by_other_dial,
             self.dialled_for_others,
+            self.left_to_pool,
             self.closes,
             self.connection_closed_events
         )?;
