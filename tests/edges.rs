@@ -389,3 +389,156 @@ async fn a_dial_that_never_ends_keeps_no_finished_request_alive() {
     }
     assert_eq!(drops.load(Ordering::SeqCst), 1, "A's trace was released");
 }
+
+/// Reads one request head and returns how many body bytes came with it.
+async fn read_head_only(s: &mut tokio::net::TcpStream) -> Option<usize> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(buf.len() - end - 4);
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+    }
+}
+
+/// The size of the uploads answered early.
+const UPLOAD: usize = 10 << 20;
+
+fn upload(url: &str, trace: ClientTrace) -> http::Request<Body> {
+    let mut req = http::Request::post(url)
+        .body(Body::from(vec![7u8; UPLOAD]))
+        .unwrap();
+    req.extensions_mut().insert(trace);
+    req
+}
+
+/// A 10 MiB upload answered `200` (keep-alive) before the server reads it, then read to its
+/// end: the request's last event comes with the response's end, the upload's `WroteRequest`
+/// when the upload ends, and only then `PutIdleConn`; the connection serves the next request.
+/// (hyper flushes the head with the body: no `WroteHeaders` comes before the upload ends, and
+/// none after the request's end.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_answered_early_with_keep_alive() {
+    use httptrace_test_support::clients::client;
+    use httptrace_test_support::servers::raw_server;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, conns) = raw_server(|_, mut s| async move {
+        // the upload: answered at once, then read to its end
+        let Some(mut got) = read_head_only(&mut s).await else {
+            return;
+        };
+        let _ = s
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await;
+        // the client's writes fill the socket and wait while it reads the answer
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut chunk = vec![0u8; 64 * 1024];
+        while got < UPLOAD {
+            match s.read(&mut chunk).await {
+                Ok(n @ 1..) => got += n,
+                _ => return,
+            }
+        }
+        // the next request, on the same connection
+        if read_head_only(&mut s).await.is_some() {
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+        }
+        let _ = s.read(&mut chunk).await;
+    })
+    .await;
+    let client = client();
+    let rec = Recorder::new();
+    let res = client
+        .clone()
+        .oneshot(upload(&format!("http://{addr}/"), rec.trace()))
+        .await
+        .unwrap();
+    http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+    // the upload goes on after the response's end, at most a few seconds on loopback
+    for _ in 0..500 {
+        if rec.names().contains(&"PutIdleConn") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = rec.events();
+    assert_eq!(
+        names(&events),
+        [
+            "GetConn",
+            "ConnectStart",
+            "ConnectDone",
+            "GotConn",
+            "GotFirstResponseByte",
+            "ResponseHeaders",
+            "ResponseBodyDone",
+            "WroteRequest",
+            "PutIdleConn"
+        ]
+    );
+    assert!(events[7].error().is_none());
+    assert_paired(&events);
+    let next = Recorder::new();
+    get(&client, &format!("http://{addr}/"), next.trace()).await;
+    assert_eq!(next.names(), REUSED);
+    assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A 10 MiB upload answered `413` and `Connection: close` before the server reads it, which
+/// then closes: writing the rest fails, and `WroteRequest` says so; no `PutIdleConn`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_refused_early_with_a_close() {
+    use httptrace_test_support::clients::client;
+    use httptrace_test_support::servers::raw_server;
+    use tokio::io::AsyncWriteExt;
+    let (addr, _) = raw_server(|_, mut s| async move {
+        if read_head_only(&mut s).await.is_some() {
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 413 Payload Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                )
+                .await;
+        }
+        // closed with the upload unread: the client's writes fail
+    })
+    .await;
+    let client = client();
+    let rec = Recorder::new();
+    match client
+        .clone()
+        .oneshot(upload(&format!("http://{addr}/"), rec.trace()))
+        .await
+    {
+        Ok(res) => {
+            assert_eq!(res.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+            let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+        }
+        // hyper may see the failed write before the response
+        Err(e) => assert!(e.is_connect() || !e.to_string().is_empty()),
+    }
+    for _ in 0..500 {
+        if rec.names().contains(&"WroteRequest") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let events = rec.events();
+    let wrote: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.name() == "WroteRequest")
+        .collect();
+    assert_eq!(wrote.len(), 1, "{:?}", names(&events));
+    assert!(wrote[0].error().is_some(), "the upload failed");
+    assert!(!names(&events).contains(&"PutIdleConn"));
+    assert_paired(&events);
+}

@@ -209,11 +209,7 @@ impl ConnSide {
         }
         ex.wrote_request = true;
         if let Some(ctx) = ex.req.upgrade() {
-            ctx.mark_conn_broken();
-            ctx.emit_in_progress(Event::WroteRequest(WroteRequestInfo {
-                at: Instant::now(),
-                error: Some(error),
-            }));
+            ctx.write_failed(Instant::now(), error);
         }
     }
 
@@ -301,6 +297,7 @@ impl ConnSide {
         if let Some(ctx) = ctx {
             ctx.mark_conn_broken();
             ctx.emit_in_progress(event);
+            ctx.connection_gone();
         }
     }
 }

@@ -117,6 +117,18 @@ struct ReqState {
     dialled: Option<OwnDial>,
     /// The dials this request started.
     dials: Vec<Weak<dyn Detach>>,
+    /// The request's bytes are followed on the wire (its `GotConn` was neither derived nor an
+    /// HTTP/2 stream not known).
+    on_the_wire: bool,
+    /// `WroteRequest` was delivered.
+    wrote_request: bool,
+    /// The response ended while the request's body was still being written (the server
+    /// answered early): its `WroteRequest` comes when the upload ends, after the request's
+    /// last event, and then the connection's `PutIdleConn` if it goes back to the pool.
+    upload_after_end: Option<Option<u64>>,
+    /// Meanwhile the request keeps itself alive (hyper drops the request body once it has its
+    /// last bytes, before they are all written): until the upload ends, or its connection.
+    upload_keeper: Option<Arc<RequestCtx>>,
     /// When the last response bytes of this request's exchange were read.
     last_read: Option<Instant>,
 }
@@ -237,9 +249,12 @@ impl RequestCtx {
     fn note(st: &mut ReqState, event: &Event) {
         let error = match event {
             Event::GotConn(info) => {
-                // a new exchange: it read nothing yet
+                // a new exchange: it read and wrote nothing yet
                 st.conn_id = Some(info.conn_id);
                 st.last_read = None;
+                st.on_the_wire = info.derived.is_none()
+                    && info.http2.as_ref().is_none_or(|h| h.stream_id.is_some());
+                st.wrote_request = false;
                 return;
             }
             Event::ConnectDone(info) => match (&info.error, info.conn_id) {
@@ -253,9 +268,12 @@ impl RequestCtx {
                 }
                 (error, _) => error,
             },
+            Event::WroteRequest(WroteRequestInfo { error, .. }) => {
+                st.wrote_request = true;
+                error
+            }
             Event::DnsDone(DnsDoneInfo { error, .. })
             | Event::TlsHandshakeDone(TlsHandshakeDoneInfo { error, .. })
-            | Event::WroteRequest(WroteRequestInfo { error, .. })
             | Event::ConnectionClosed(ConnectionClosedInfo { error, .. }) => error,
             _ => return,
         };
@@ -344,6 +362,9 @@ impl RequestCtx {
     pub(super) fn wrote(&self, at: Instant, headers: bool, request: bool) {
         let mut st = self.lock();
         if st.finished {
+            if request {
+                self.upload_ended(&mut st, at, None);
+            }
             return;
         }
         if headers {
@@ -354,6 +375,40 @@ impl RequestCtx {
             let event = Event::WroteRequest(WroteRequestInfo { at, error: None });
             self.deliver_locked(&mut st, &event);
         }
+    }
+
+    /// The upload of a request whose response ended first ended at `at` (`error`: writing it
+    /// failed): `WroteRequest`, then `PutIdleConn` if the connection goes back to the pool; the
+    /// one exception to "nothing after the request's last event".
+    fn upload_ended(&self, st: &mut ReqState, at: Instant, error: Option<SharedError>) {
+        let Some(put) = st.upload_after_end.take() else {
+            return;
+        };
+        // the caller holds the request too: this is not its last reference
+        drop(st.upload_keeper.take());
+        let failed = error.is_some();
+        let event = Event::WroteRequest(WroteRequestInfo { at, error });
+        self.deliver_locked(st, &event);
+        if let (Some(conn_id), false) = (put, failed) {
+            let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
+            self.deliver_locked(st, &event);
+        }
+    }
+
+    /// Writing the request failed at `at`: `WroteRequest` with the error (also after the
+    /// request's last event, when the response ended while the upload went on).
+    pub(super) fn write_failed(&self, at: Instant, error: SharedError) {
+        self.mark_conn_broken();
+        let mut st = self.lock();
+        if st.finished {
+            self.upload_ended(&mut st, at, Some(error));
+            return;
+        }
+        let event = Event::WroteRequest(WroteRequestInfo {
+            at,
+            error: Some(error),
+        });
+        self.deliver_locked(&mut st, &event);
     }
 
     /// Puts what the layer recorded for this request (its `Timings`) in the response.
@@ -394,7 +449,7 @@ impl RequestCtx {
     }
 
     /// The response body is done with: `error`, or canceled if it is dropped before its end.
-    pub(crate) fn response_finished(&self, error: Option<SharedError>) {
+    pub(crate) fn response_finished(self: &Arc<Self>, error: Option<SharedError>) {
         let flags = self.resp_flags.load(Ordering::Relaxed);
         let error = match error {
             None if flags & RESP_ENDED == 0 => {
@@ -409,7 +464,12 @@ impl RequestCtx {
     /// The response body ended (`error` is `None`), failed or was dropped: `PutIdleConn` if the
     /// connection goes back to the pool, then `ResponseBodyDone` (unless the request ended
     /// already), under one lock.
-    fn response_body_done(&self, bytes: u64, error: Option<SharedError>, keep_alive: bool) {
+    fn response_body_done(
+        self: &Arc<Self>,
+        bytes: u64,
+        error: Option<SharedError>,
+        keep_alive: bool,
+    ) {
         let now = Instant::now();
         let ok = error.is_none();
         let mut st = self.lock();
@@ -419,12 +479,18 @@ impl RequestCtx {
         self.detach_dials(&mut st, now);
         // PutIdleConn first: it happened when the response's last byte was read, before the
         // body reached the caller, and ResponseBodyDone stays the request's last event
-        if ok && keep_alive && !self.conn_broken() {
-            if let Some(conn_id) = st.conn_id {
-                let at = st.last_read.unwrap_or(now).min(now);
-                let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
-                self.deliver_locked(&mut st, &event);
-            }
+        let put = st
+            .conn_id
+            .filter(|_| ok && keep_alive && !self.conn_broken());
+        if st.on_the_wire && !st.wrote_request {
+            // the server answered before reading the whole body, which is still being written:
+            // the connection isn't idle before the upload ends
+            st.upload_after_end = Some(put);
+            st.upload_keeper = Some(self.clone());
+        } else if let Some(conn_id) = put {
+            let at = st.last_read.unwrap_or(now).min(now);
+            let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
+            self.deliver_locked(&mut st, &event);
         }
         st.finished = true;
         let event = Event::ResponseBodyDone(ResponseBodyDoneInfo {
@@ -433,6 +499,17 @@ impl RequestCtx {
             error,
         });
         self.deliver_locked(&mut st, &event);
+    }
+
+    /// The request's connection is gone: an upload still going on after the response won't end
+    /// (its `WroteRequest` never comes), and the request lets itself go.
+    pub(super) fn connection_gone(&self) {
+        let keeper = {
+            let mut st = self.lock();
+            st.upload_after_end = None;
+            st.upload_keeper.take()
+        };
+        drop(keeper);
     }
 
     /// The connection reported EOF or an error while serving this request.
@@ -503,6 +580,7 @@ mod tests {
             http2: None,
             derived: None,
         }));
+        ctx.wrote(t0, true, true);
         ctx.read(t0, true);
         ctx.response_body(true, false);
         ctx.response_bytes(5);
@@ -512,17 +590,60 @@ mod tests {
             rec.names(),
             [
                 "GotConn",
+                "WroteHeaders",
+                "WroteRequest",
                 "GotFirstResponseByte",
                 "PutIdleConn",
                 "ResponseBodyDone"
             ]
         );
         let events = rec.events();
-        assert_eq!(events[2].at(), t0);
-        match &events[3] {
+        assert_eq!(events[4].at(), t0);
+        match &events[5] {
             Event::ResponseBodyDone(d) => assert!(d.bytes == 5 && d.error.is_none()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn an_upload_still_going_when_the_response_ends_comes_after_it() {
+        let rec = Recorder::new();
+        let ctx = RequestCtx::new(rec.trace());
+        let t0 = Instant::now();
+        ctx.deliver(&Event::GotConn(GotConnInfo {
+            at: t0,
+            reused: false,
+            was_idle: false,
+            idle_time: std::time::Duration::ZERO,
+            conn_id: 3,
+            local_addr: None,
+            remote_addr: None,
+            http2: None,
+            derived: None,
+        }));
+        ctx.read(t0, true);
+        ctx.response_body(true, false);
+        ctx.response_ended();
+        ctx.response_finished(None);
+        // the request keeps itself while its upload goes on
+        assert_eq!(Arc::strong_count(&ctx), 2);
+        let later = Instant::now();
+        ctx.wrote(later, false, true);
+        assert_eq!(
+            rec.names(),
+            [
+                "GotConn",
+                "GotFirstResponseByte",
+                "ResponseBodyDone",
+                "WroteRequest",
+                "PutIdleConn"
+            ]
+        );
+        assert_eq!(rec.events()[4].at(), later);
+        assert_eq!(Arc::strong_count(&ctx), 1);
+        // nothing more after that
+        ctx.wrote(Instant::now(), true, true);
+        assert_eq!(rec.names().len(), 5);
     }
 
     #[test]

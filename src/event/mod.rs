@@ -51,7 +51,9 @@ macro_rules! events {
         /// `100 Continue`), and httptrace's own (`is_go()` tells them apart). Every Start has
         /// exactly one Done, also on error and cancellation, and every traced request ends with
         /// exactly one of `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`, after which
-        /// nothing of it is delivered. A dial the request started that goes on when it ends
+        /// nothing of it is delivered but the end of an upload the server answered before
+        /// reading it all: its `WroteRequest` when it ends, then `PutIdleConn` if the
+        /// connection goes back to the pool (it is not idle before). A dial the request started that goes on when it ends
         /// (an idle connection served it first; hyper-util finishes the dial for the pool)
         /// reports what it has open ended right before that last event, with
         /// [`Canceled`](crate::error::Canceled) ("the request's wait for this dial"), and lets
