@@ -370,6 +370,12 @@ pub struct RedirectInfo {
 /// `PutIdleConn`: the connection can go back to the idle pool after this request (keep-alive on
 /// both sides, and it didn't close). Not for a connection the response hands over: an upgrade
 /// (`101 Switching Protocols`) or a tunnel (a `CONNECT` answered with success).
+///
+/// It is decided when the end of the response is read; hyper-util decides a moment later, once
+/// hyper has read what follows. A connection not reported put back never is, but one that is
+/// may still be dropped if the server closes it, or sends bytes nobody asked for (a stray
+/// `103`), right after the response: measured 0 to 2 times in 30 for a close at once, 7 to 9
+/// in 30 for a stray `103` (the README's "Reliability").
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PutIdleConnInfo {

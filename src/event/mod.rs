@@ -77,7 +77,7 @@ macro_rules! events {
         /// | `GoAway` | - | a `GOAWAY` frame is read |
         /// | `ResponseHeaders` | the response head reaches the caller | exact |
         /// | `ResponseBodyDone` | the response body ends, fails or is dropped | exact |
-        /// | `PutIdleConn` | the connection can go back to the pool, right before `ResponseBodyDone`; not after `Connection: close`, an upgrade (`101`) or a tunnel (`CONNECT`) | not emitted (as in Go) |
+        /// | `PutIdleConn` | the connection can go back to the pool, right before `ResponseBodyDone`; not after `Connection: close`, an upgrade (`101`) or a tunnel (`CONNECT`); see [`PutIdleConnInfo`] for a race | not emitted (as in Go) |
         /// | `Redirect` | a redirect is followed (reqwest) | exact |
         /// | `RequestFailed` | the client returned an error | exact |
         /// | `RequestCanceled` | the response future was dropped before it completed | exact |
