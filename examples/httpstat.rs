@@ -1,7 +1,8 @@
-//! A small [httpstat](https://github.com/reorx/httpstat): where the time of an HTTP(S) GET went.
+//! A small [httpstat](https://github.com/reorx/httpstat): where the time of an HTTP(S) request
+//! went.
 //!
 //! ```text
-//! cargo run --example httpstat -- [-v] [URL]
+//! cargo run --example httpstat -- [OPTIONS] [URL]
 //! cargo run --example httpstat --features reqwest -- --reqwest [-v] [URL]
 //! ```
 //!
@@ -10,21 +11,20 @@
 //! server processing, content transfer, and for `https://` the TLS handshake between the
 //! connection and the server processing, with one line on what the handshake negotiated.
 //! `http://` goes through `TracingConnector::http()` (one connect per address attempt),
-//! `https://` through `TracingConnector::https_webpki_roots()` (the Mozilla roots).
+//! `https://` through `HttpsStack::builder()` (the Mozilla roots unless told otherwise).
 //!
-//! Without a URL, it starts two loopback servers, HTTP/1 and HTTPS (a self-signed certificate
-//! for `localhost` that the client trusts, HTTP/2 or HTTP/1.1 by ALPN), both answering after
-//! 20ms, and traces four requests:
-//! 1. `http://localhost:PORT/` on a fresh connection (DNS lookup and connect),
-//! 2. the same on that connection, taken back from the pool,
-//! 3. `https://localhost:PORT/` on a fresh connection (lookup, connect, TLS handshake agreeing
-//!    on `h2`): HTTP/2 stream 1,
-//! 4. the same on that connection, shared: HTTP/2 stream 3.
-//!
-//! The report names the protocol and, on HTTP/2, the request's stream and the streams in flight
-//! on the connection when it opened.
-//!
-//! `-v` also lists every event of each request with its offset from the request's start.
+//! The options, in curl's spelling (with a URL only, not with `--reqwest`):
+//! - `--cacert FILE`: trust the certificates of this PEM file instead of the Mozilla roots (a
+//!   private CA, a self-signed certificate).
+//! - `-k`, `--insecure`: don't verify the server's certificate at all; every report says so.
+//! - `--http1.1`, `--http2`: offer only this version by ALPN (a server that doesn't take `h2`
+//!   answers in HTTP/1.1, as with curl); `--http2` on `http://` speaks HTTP/2 with prior
+//!   knowledge (curl's `--http2-prior-knowledge`).
+//! - `-X METHOD`; `-H "Name: value"` (repeatable); `-d DATA` (a form, `POST` unless `-X` says
+//!   otherwise), `--data-binary DATA` (sent as is); `@FILE` reads DATA from a file.
+//! - `-n COUNT`: the same request COUNT times on one client, one after the other (the first on a
+//!   fresh connection, the others reused when the server keeps it), then the minimum, median and
+//!   maximum of each phase.
 //!
 //! `--reqwest` (feature `reqwest`) sends the same requests through a `reqwest::Client` instead:
 //! its DNS through `httptrace::reqwest::TracingResolve::gai()`, its connects through
@@ -36,21 +36,23 @@
 //! `httptrace::reqwest` docs). The client doesn't use proxies, as the hyper-util one doesn't.
 //!
 //! Exit codes: 0 on success, 1 when a request fails (the error with its causes and the events
-//! recorded so far are printed), 2 for a bad command line or URL, or for `--reqwest` without
-//! the `reqwest` feature.
+//! recorded so far are printed), 2 for a bad command line, URL or `--cacert` file, or for
+//! `--reqwest` without the `reqwest` feature.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::uri::Scheme;
-use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
-use http_body_util::{BodyExt, Empty, Full};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
 use httptrace::{
     connect::HttpsStack, error::SharedError, event::TlsState, Event, Recorder, RequestBody,
     Timings, Trace, TraceLayer, TracingConnector,
@@ -58,51 +60,78 @@ use httptrace::{
 use hyper_util::client::legacy::connect::Connect;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tower::{Layer, ServiceExt};
 
-const USAGE: &str =
-    "usage: cargo run --example httpstat [--features reqwest] -- [--reqwest] [-v] [http(s)://URL]";
+const USAGE: &str = "\
+usage: cargo run --example httpstat -- [OPTIONS] [http(s)://URL]
+       cargo run --example httpstat --features reqwest -- --reqwest [-v] [http(s)://URL]
+  -v, --verbose           list every event with its offset
+  --cacert FILE           trust the certificates of this PEM file
+  -k, --insecure          don't verify the server's certificate
+  --http1.1, --http2      offer only this HTTP version
+  -X METHOD               the request method
+  -H \"Name: value\"        a request header (repeatable)
+  -d DATA                 a form body (POST); @FILE reads it from FILE
+  --data-binary DATA      a body sent as is; @FILE reads it from FILE
+  -n COUNT                the same request COUNT times on one client, then a summary
+  -h, --help              this text
+Without a URL: four requests to built-in loopback servers (HTTP and HTTPS, fresh and reused).";
 const SERVER_DELAY: Duration = Duration::from_millis(20);
+/// The most `-n` allows.
+const MAX_COUNT: usize = 1000;
 
 /// A hyper-util client over the connector `C`, traced, with [`Timings`] in every response.
-type Traced<C> = Trace<Client<C, RequestBody<Empty<Bytes>>>>;
+type Traced<C> = Trace<Client<C, RequestBody<Full<Bytes>>>>;
 
 fn traced<C>(connector: C) -> Traced<C>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
-    let client = Client::builder(TokioExecutor::new()).build(connector);
+    traced_with(connector, false)
+}
+
+/// [`traced`], speaking HTTP/2 only when `http2_only`.
+fn traced_with<C>(connector: C, http2_only: bool) -> Traced<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(http2_only)
+        .build(connector);
     TraceLayer::new().record_timings(true).layer(client)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (verbose, reqwest, url) = match parse_args(std::env::args().skip(1)) {
-        Ok(Args::Help) => {
+    let opts = match parse_args(std::env::args().skip(1)) {
+        Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
-        Ok(Args::Run {
-            verbose,
-            reqwest,
-            url,
-        }) => (verbose, reqwest, url),
+        Ok(Some(opts)) => opts,
         Err(msg) => {
-            eprintln!("httpstat: {msg}\n{USAGE}");
+            eprintln!("httpstat: {msg} (httpstat -h for help)");
             return ExitCode::from(2);
         }
     };
-    let ok = match (reqwest, url) {
-        (false, Some(uri)) => stat_url(uri, verbose).await,
-        (false, None) => demo(verbose).await,
+    let ok = match (opts.reqwest, opts.url.clone()) {
+        (false, Some(uri)) => match Setup::new(&opts) {
+            Ok(setup) => stat_url(uri, &opts, &setup).await,
+            Err(msg) => {
+                eprintln!("httpstat: {msg}");
+                return ExitCode::from(2);
+            }
+        },
+        (false, None) => demo(opts.verbose).await,
         #[cfg(feature = "reqwest")]
-        (true, Some(uri)) => via_reqwest::stat_url(uri, verbose).await,
+        (true, Some(uri)) => via_reqwest::stat_url(uri, opts.verbose).await,
         #[cfg(feature = "reqwest")]
-        (true, None) => via_reqwest::demo(verbose).await,
+        (true, None) => via_reqwest::demo(opts.verbose).await,
         #[cfg(not(feature = "reqwest"))]
         (true, _) => {
             eprintln!("httpstat: --reqwest: rebuild with --features reqwest");
@@ -115,32 +144,105 @@ async fn main() -> ExitCode {
 // ---------------------------------------------------------------------------------------------
 // The command line.
 
-enum Args {
-    Help,
-    Run {
-        verbose: bool,
-        /// Through `reqwest::Client` rather than hyper-util's client.
-        reqwest: bool,
-        url: Option<Uri>,
-    },
+/// What the command line asks for.
+struct Options {
+    verbose: bool,
+    /// Through `reqwest::Client` rather than hyper-util's client.
+    reqwest: bool,
+    url: Option<Uri>,
+    cacert: Option<PathBuf>,
+    insecure: bool,
+    version: Option<Wire>,
+    method: Option<Method>,
+    headers: HeaderMap,
+    /// The body, and whether it is a form (`-d`).
+    data: Option<(Bytes, bool)>,
+    count: usize,
 }
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut verbose, mut reqwest, mut url) = (false, false, None);
-    for arg in args {
+/// The HTTP version asked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Http1,
+    Http2,
+}
+
+/// The options, or `None` for `-h`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut opts = Options {
+        verbose: false,
+        reqwest: false,
+        url: None,
+        cacert: None,
+        insecure: false,
+        version: None,
+        method: None,
+        headers: HeaderMap::new(),
+        data: None,
+        count: 1,
+    };
+    let mut needs_url = None;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match arg.as_str() {
-            "-v" | "--verbose" => verbose = true,
-            "--reqwest" => reqwest = true,
-            "-h" | "--help" => return Ok(Args::Help),
-            _ if url.is_none() && !arg.starts_with('-') => url = Some(parse_url(&arg)?),
+            "-v" | "--verbose" => opts.verbose = true,
+            "--reqwest" => opts.reqwest = true,
+            "-h" | "--help" => return Ok(None),
+            "--cacert" => opts.cacert = Some(PathBuf::from(value("--cacert")?)),
+            "-k" | "--insecure" => opts.insecure = true,
+            "--http1.1" => opts.version = Some(Wire::Http1),
+            "--http2" => opts.version = Some(Wire::Http2),
+            "-X" | "--request" => {
+                let m = value("-X")?;
+                opts.method = Some(m.parse().map_err(|_| format!("invalid method {m:?}"))?);
+            }
+            "-H" | "--header" => {
+                let (name, val) = parse_header(&value("-H")?)?;
+                opts.headers.append(name, val);
+            }
+            "-d" | "--data" => opts.data = Some((data(&value("-d")?)?, true)),
+            "--data-binary" => opts.data = Some((data(&value("--data-binary")?)?, false)),
+            "-n" => {
+                let n = value("-n")?;
+                opts.count = match n.parse::<usize>() {
+                    Ok(n @ 1..=MAX_COUNT) => n,
+                    _ => return Err(format!("-n {n}: a count from 1 to {MAX_COUNT}")),
+                };
+            }
+            _ if opts.url.is_none() && !arg.starts_with('-') => {
+                opts.url = Some(parse_url(&arg)?);
+                continue;
+            }
             _ => return Err(format!("unexpected argument {arg:?}")),
         }
+        if !matches!(arg.as_str(), "-v" | "--verbose" | "--reqwest") {
+            needs_url = Some(arg);
+        }
     }
-    Ok(Args::Run {
-        verbose,
-        reqwest,
-        url,
-    })
+    match (needs_url, &opts.url, opts.reqwest) {
+        (Some(flag), None, _) => Err(format!("{flag}: only with a URL")),
+        (Some(flag), Some(_), true) => Err(format!("{flag}: not with --reqwest")),
+        _ => Ok(Some(opts)),
+    }
+}
+
+/// `Name: value`.
+fn parse_header(arg: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let invalid = || format!("invalid header {arg:?}: use \"Name: value\"");
+    let (name, value) = arg.split_once(':').ok_or_else(invalid)?;
+    let name = HeaderName::try_from(name.trim()).map_err(|_| invalid())?;
+    let value = HeaderValue::try_from(value.trim()).map_err(|_| invalid())?;
+    Ok((name, value))
+}
+
+/// `DATA`, or the contents of `FILE` for `@FILE`.
+fn data(arg: &str) -> Result<Bytes, String> {
+    match arg.strip_prefix('@') {
+        Some(file) => std::fs::read(file)
+            .map(Bytes::from)
+            .map_err(|e| format!("cannot read {file}: {e}")),
+        None => Ok(Bytes::copy_from_slice(arg.as_bytes())),
+    }
 }
 
 /// An `http://` or `https://` URL with a host; `http://` when no scheme is given.
@@ -161,21 +263,216 @@ fn parse_url(arg: &str) -> Result<Uri, String> {
     }
 }
 
+/// What the options make of the TLS stack, read before any request.
+struct Setup {
+    /// The roots of `--cacert`.
+    roots: Option<rustls::RootCertStore>,
+}
+
+impl Setup {
+    fn new(opts: &Options) -> Result<Setup, String> {
+        let Some(path) = &opts.cacert else {
+            return Ok(Setup { roots: None });
+        };
+        let shown = path.display();
+        let mut roots = rustls::RootCertStore::empty();
+        let certs =
+            CertificateDer::pem_file_iter(path).map_err(|e| format!("--cacert {shown}: {e}"))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| format!("--cacert {shown}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("--cacert {shown}: {e}"))?;
+        }
+        match roots.is_empty() {
+            true => Err(format!("--cacert {shown}: no certificate in it")),
+            false => Ok(Setup { roots: Some(roots) }),
+        }
+    }
+}
+
+/// `-k`: accepts any certificate, still checking the handshake's signatures.
+#[derive(Debug)]
+struct Insecure(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Insecure {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The requests.
 
-/// One GET of `uri`: `https://` over the Mozilla roots, `http://` dialling address by address.
-async fn stat_url(uri: Uri, verbose: bool) -> bool {
-    let title = format!("GET {uri}");
+/// The request the options ask for, `count` times on one client: `https://` over the Mozilla
+/// roots (or `--cacert`'s, or none with `-k`), `http://` dialling address by address.
+async fn stat_url(uri: Uri, opts: &Options, setup: &Setup) -> bool {
+    let http2 = opts.version == Some(Wire::Http2);
     if uri.scheme() != Some(&Scheme::HTTPS) {
-        return stat(&traced(TracingConnector::http()), uri, &title, verbose).await;
+        let client = traced_with(TracingConnector::http(), http2);
+        return stat_count(&client, uri, opts).await;
     }
-    match HttpsStack::https_webpki_roots() {
-        Ok(https) => stat(&traced(https), uri, &title, verbose).await,
+    let mut https = HttpsStack::builder();
+    if let Some(roots) = &setup.roots {
+        https = https.root_certificates(roots.clone());
+    }
+    if opts.insecure {
+        let provider = rustls::crypto::CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(ring);
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                b.dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Insecure(provider)))
+                    .with_no_client_auth()
+            });
+        match config {
+            Ok(config) => https = https.tls_config(config),
+            Err(e) => {
+                eprintln!("httpstat: cannot set up TLS: {e}");
+                return false;
+            }
+        }
+    }
+    https = match opts.version {
+        Some(Wire::Http1) => https.http1_only(),
+        Some(Wire::Http2) => https.http2_only(),
+        None => https,
+    };
+    match https.build() {
+        // ALPN decides: a server that doesn't take `h2` answers in HTTP/1.1, as with curl
+        Ok(https) => stat_count(&traced(https), uri, opts).await,
         Err(e) => {
             eprintln!("httpstat: cannot set up TLS: {e}");
             false
         }
+    }
+}
+
+/// The request of the options, `opts.count` times on `svc`, and a summary after more than one.
+async fn stat_count<C>(svc: &Traced<C>, uri: Uri, opts: &Options) -> bool
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    let method = match (&opts.method, &opts.data) {
+        (Some(m), _) => m.clone(),
+        (None, Some(_)) => Method::POST,
+        (None, None) => Method::GET,
+    };
+    let mut all = Vec::with_capacity(opts.count);
+    for i in 1..=opts.count {
+        let mut req = Request::new(Full::new(
+            opts.data
+                .as_ref()
+                .map_or_else(Bytes::new, |(d, _)| d.clone()),
+        ));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri.clone();
+        *req.headers_mut() = opts.headers.clone();
+        if let Some((_, true)) = opts.data {
+            req.headers_mut()
+                .entry(CONTENT_TYPE)
+                .or_insert(HeaderValue::from_static(
+                    "application/x-www-form-urlencoded",
+                ));
+        }
+        let title = match opts.count {
+            1 => format!("{method} {uri}"),
+            n => format!("{method} {uri}, {i} of {n}"),
+        };
+        if opts.insecure {
+            println!("\nWARNING: -k/--insecure: the server's certificate is not verified");
+        }
+        match stat(svc, req, &title, opts.verbose).await {
+            Some(timings) => all.push(timings),
+            None => return false,
+        }
+        if i < opts.count {
+            // the client puts the connection back in its pool from the connection's task
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    if all.len() > 1 {
+        print_summary(&all);
+    }
+    true
+}
+
+/// One phase's duration in a request's timings.
+type Phase = fn(&Timings) -> Option<Duration>;
+
+/// Each phase's minimum, median and maximum over the requests of `-n`.
+fn print_summary(all: &[Timings]) {
+    let reused = all.iter().filter(|t| t.reused() == Some(true)).count();
+    println!(
+        "\n=== {} requests, {reused} on a reused connection ===\n",
+        all.len()
+    );
+    println!(
+        "{:<18} {:>12} {:>12} {:>12}",
+        "phase", "min", "median", "max"
+    );
+    let phases: [(&str, Phase); 6] = [
+        ("DNS Lookup", Timings::dns),
+        ("TCP Connection", Timings::connect),
+        ("TLS Handshake", Timings::tls),
+        ("Server Processing", Timings::server_processing),
+        ("Content Transfer", Timings::content_transfer),
+        ("Total", Timings::total),
+    ];
+    for (name, phase) in phases {
+        let mut seen: Vec<Duration> = all.iter().filter_map(phase).collect();
+        seen.sort();
+        let (Some(min), Some(max)) = (seen.first(), seen.last()) else {
+            println!(
+                "{name:<18} {:>12} {:>12} {:>12}  (in no request)",
+                "-", "-", "-"
+            );
+            continue;
+        };
+        let median = seen[seen.len() / 2];
+        let of = match seen.len() == all.len() {
+            true => String::new(),
+            false => format!("  (in {} of {})", seen.len(), all.len()),
+        };
+        println!(
+            "{name:<18} {:>12} {:>12} {:>12}{of}",
+            ms(Some(*min)),
+            ms(Some(median)),
+            ms(Some(*max))
+        );
     }
 }
 
@@ -187,14 +484,23 @@ async fn demo(verbose: bool) -> bool {
     let http = traced(TracingConnector::http());
     let https = traced(HttpsStack::https(servers.client_config.clone()));
     let (http_uri, https_uri) = (servers.uri("http"), servers.uri("https"));
-    fresh_then_reused(["request 1", "request 2"], |title| {
-        stat(&http, http_uri.clone(), title, verbose)
+    fresh_then_reused(["request 1", "request 2"], |title| async {
+        stat(&http, get(&http_uri), title, verbose).await.is_some()
     })
     .await
-        && fresh_then_reused(["request 3", "request 4"], |title| {
-            stat(&https, https_uri.clone(), title, verbose)
+        && fresh_then_reused(["request 3", "request 4"], |title| async {
+            stat(&https, get(&https_uri), title, verbose)
+                .await
+                .is_some()
         })
         .await
+}
+
+/// A GET of `uri` with no body.
+fn get(uri: &Uri) -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::new(Bytes::new()));
+    *req.uri_mut() = uri.clone();
+    req
 }
 
 /// A GET on a fresh connection, then another on the same connection, back from the pool: `stat`
@@ -212,26 +518,35 @@ where
     stat(titles[1]).await
 }
 
-/// Sends one traced GET and prints what happened; `false` if it failed.
-async fn stat<C>(svc: &Traced<C>, uri: Uri, title: &str, verbose: bool) -> bool
+/// Sends `req` traced and prints what happened: its timings, or `None` if it failed.
+async fn stat<C>(
+    svc: &Traced<C>,
+    mut req: Request<Full<Bytes>>,
+    title: &str,
+    verbose: bool,
+) -> Option<Timings>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
-    let tls = uri.scheme() == Some(&Scheme::HTTPS);
+    let tls = req.uri().scheme() == Some(&Scheme::HTTPS);
     let rec = Recorder::new();
-    let mut req = Request::new(Empty::new());
-    *req.uri_mut() = uri;
     req.extensions_mut().insert(rec.trace());
     let res = match svc.clone().oneshot(req).await {
         Ok(res) => res,
-        Err(e) => return failed(&e, &rec),
+        Err(e) => {
+            failed(&e, &rec);
+            return None;
+        }
     };
     let (head, mut body) = res.into_parts();
     let mut bytes = 0;
     while let Some(frame) = body.frame().await {
         match frame {
             Ok(frame) => bytes += frame.data_ref().map_or(0, Bytes::len),
-            Err(e) => return failed(&e, &rec),
+            Err(e) => {
+                failed(&e, &rec);
+                return None;
+            }
         }
     }
 
@@ -249,7 +564,7 @@ where
     };
     print_response(title, &timings, &rec.events(), &got, verbose);
     print_waterfall(&timings, tls);
-    true
+    Some(timings)
 }
 
 /// What a request got, for [`print_response`].
