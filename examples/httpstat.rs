@@ -25,6 +25,13 @@
 //! - `-n COUNT`: the same request COUNT times on one client, one after the other (the first on a
 //!   fresh connection, the others reused when the server keeps it), then the minimum, median and
 //!   maximum of each phase.
+//! - `--json`: instead of the report, one JSON object per request on a line of its own: the
+//!   request, `ok`, the status and version, the connection, the TLS state, the phases and curl's
+//!   marks in milliseconds (`null` for a phase the request didn't go through), every event with
+//!   its offset, and the error of a failed request.
+//!
+//! rustls refuses a CA certificate as a server's own (`CaUsedAsEndEntity`): a self-signed
+//! certificate made by `openssl req -x509` is one unless it says `basicConstraints=CA:FALSE`.
 //!
 //! `--reqwest` (feature `reqwest`) sends the same requests through a `reqwest::Client` instead:
 //! its DNS through `httptrace::reqwest::TracingResolve::gai()`, its connects through
@@ -79,6 +86,7 @@ usage: cargo run --example httpstat -- [OPTIONS] [http(s)://URL]
   -d DATA                 a form body (POST); @FILE reads it from FILE
   --data-binary DATA      a body sent as is; @FILE reads it from FILE
   -n COUNT                the same request COUNT times on one client, then a summary
+  --json                  one JSON object per request, on a line of its own
   -h, --help              this text
 Without a URL: four requests to built-in loopback servers (HTTP and HTTPS, fresh and reused).";
 const SERVER_DELAY: Duration = Duration::from_millis(20);
@@ -158,6 +166,7 @@ struct Options {
     /// The body, and whether it is a form (`-d`).
     data: Option<(Bytes, bool)>,
     count: usize,
+    json: bool,
 }
 
 /// The HTTP version asked for.
@@ -180,6 +189,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         headers: HeaderMap::new(),
         data: None,
         count: 1,
+        json: false,
     };
     let mut needs_url = None;
     while let Some(arg) = args.next() {
@@ -192,6 +202,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "-k" | "--insecure" => opts.insecure = true,
             "--http1.1" => opts.version = Some(Wire::Http1),
             "--http2" => opts.version = Some(Wire::Http2),
+            "--json" => opts.json = true,
             "-X" | "--request" => {
                 let m = value("-X")?;
                 opts.method = Some(m.parse().map_err(|_| format!("invalid method {m:?}"))?);
@@ -408,14 +419,16 @@ where
                     "application/x-www-form-urlencoded",
                 ));
         }
+        let report = Report {
+            verbose: opts.verbose,
+            json: opts.json,
+            insecure: opts.insecure,
+        };
         let title = match opts.count {
             1 => format!("{method} {uri}"),
             n => format!("{method} {uri}, {i} of {n}"),
         };
-        if opts.insecure {
-            println!("\nWARNING: -k/--insecure: the server's certificate is not verified");
-        }
-        match stat(svc, req, &title, opts.verbose).await {
+        match stat(svc, req, &title, report).await {
             Some(timings) => all.push(timings),
             None => return false,
         }
@@ -424,7 +437,7 @@ where
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    if all.len() > 1 {
+    if all.len() > 1 && !opts.json {
         print_summary(&all);
     }
     true
@@ -485,11 +498,13 @@ async fn demo(verbose: bool) -> bool {
     let https = traced(HttpsStack::https(servers.client_config.clone()));
     let (http_uri, https_uri) = (servers.uri("http"), servers.uri("https"));
     fresh_then_reused(["request 1", "request 2"], |title| async {
-        stat(&http, get(&http_uri), title, verbose).await.is_some()
+        stat(&http, get(&http_uri), title, Report::text(verbose))
+            .await
+            .is_some()
     })
     .await
         && fresh_then_reused(["request 3", "request 4"], |title| async {
-            stat(&https, get(&https_uri), title, verbose)
+            stat(&https, get(&https_uri), title, Report::text(verbose))
                 .await
                 .is_some()
         })
@@ -523,18 +538,29 @@ async fn stat<C>(
     svc: &Traced<C>,
     mut req: Request<Full<Bytes>>,
     title: &str,
-    verbose: bool,
+    report: Report,
 ) -> Option<Timings>
 where
     C: Connect + Clone + Send + Sync + 'static,
 {
     let tls = req.uri().scheme() == Some(&Scheme::HTTPS);
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let rec = Recorder::new();
     req.extensions_mut().insert(rec.trace());
+    let failed = |e: &(dyn StdError + 'static)| match report.json {
+        true => println!(
+            "{}",
+            json_failed(&method, &uri, report.insecure, e, &rec.events())
+        ),
+        false => _ = failed(e, &rec),
+    };
+    if report.insecure && !report.json {
+        println!("\nWARNING: -k/--insecure: the server's certificate is not verified");
+    }
     let res = match svc.clone().oneshot(req).await {
         Ok(res) => res,
         Err(e) => {
-            failed(&e, &rec);
+            failed(&e);
             return None;
         }
     };
@@ -544,7 +570,7 @@ where
         match frame {
             Ok(frame) => bytes += frame.data_ref().map_or(0, Bytes::len),
             Err(e) => {
-                failed(&e, &rec);
+                failed(&e);
                 return None;
             }
         }
@@ -562,9 +588,42 @@ where
         bytes,
         derived_conn: false,
     };
-    print_response(title, &timings, &rec.events(), &got, verbose);
-    print_waterfall(&timings, tls);
+    if report.json {
+        let json = json_done(
+            &method,
+            &uri,
+            report.insecure,
+            &got,
+            &timings,
+            &rec.events(),
+        );
+        println!("{json}");
+    } else {
+        print_response(title, &timings, &rec.events(), &got, report.verbose);
+        print_waterfall(&timings, tls);
+    }
     Some(timings)
+}
+
+/// How [`stat`] reports a request.
+#[derive(Clone, Copy)]
+struct Report {
+    /// With every event (text).
+    verbose: bool,
+    /// One JSON object instead of the text.
+    json: bool,
+    /// The certificate isn't verified (`-k`): said in the report.
+    insecure: bool,
+}
+
+impl Report {
+    fn text(verbose: bool) -> Report {
+        Report {
+            verbose,
+            json: false,
+            insecure: false,
+        }
+    }
 }
 
 /// What a request got, for [`print_response`].
@@ -806,6 +865,174 @@ where
 }
 
 // ---------------------------------------------------------------------------------------------
+// --json: one object per request, written by hand (the example needs no JSON crate).
+
+/// A JSON string.
+fn jstr(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON object of already written members.
+fn jobj(members: &[(&str, String)]) -> String {
+    let members: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("{}:{v}", jstr(k)))
+        .collect();
+    format!("{{{}}}", members.join(","))
+}
+
+/// Milliseconds, or `null`.
+fn jms(d: Option<Duration>) -> String {
+    d.map_or("null".into(), |d| format!("{:.3}", d.as_secs_f64() * 1e3))
+}
+
+/// A string, or `null`.
+fn jopt(s: Option<String>) -> String {
+    s.map_or("null".into(), |s| jstr(&s))
+}
+
+/// The members every request's object starts with.
+fn jrequest(method: &Method, uri: &Uri, insecure: bool, ok: bool) -> Vec<(&'static str, String)> {
+    vec![
+        ("method", jstr(method.as_str())),
+        ("url", jstr(&uri.to_string())),
+        ("insecure", insecure.to_string()),
+        ("ok", ok.to_string()),
+    ]
+}
+
+/// Every event: its name, its offset from the request's start, what it says and its error.
+fn jevents(events: &[Event]) -> String {
+    let start = events
+        .iter()
+        .find(|e| e.name() == "GetConn")
+        .or(events.first())
+        .map(Event::at);
+    let all: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let offset = start.map(|s| e.at().saturating_duration_since(s));
+            jobj(&[
+                ("name", jstr(e.name())),
+                ("offset_ms", jms(offset)),
+                ("detail", jstr(event_detail(e).trim())),
+                ("error", jopt(e.error().map(|e| chain(e)))),
+            ])
+        })
+        .collect();
+    format!("[{}]", all.join(","))
+}
+
+/// A request that got its response, read to its end.
+fn json_done(
+    method: &Method,
+    uri: &Uri,
+    insecure: bool,
+    got: &Got,
+    t: &Timings,
+    events: &[Event],
+) -> String {
+    let conn = events.iter().find_map(|e| match e {
+        Event::GotConn(c) => Some(jobj(&[
+            ("id", c.conn_id.to_string()),
+            ("reused", c.reused.to_string()),
+            ("was_idle", c.was_idle.to_string()),
+            ("idle_ms", jms(Some(c.idle_time))),
+            ("local", jopt(c.local_addr.map(|a| a.to_string()))),
+            ("remote", jopt(c.remote_addr.map(|a| a.to_string()))),
+            (
+                "http2_stream",
+                c.http2
+                    .as_ref()
+                    .and_then(|h2| h2.stream_id)
+                    .map_or("null".into(), |id| id.to_string()),
+            ),
+        ])),
+        _ => None,
+    });
+    let tls = events.iter().find_map(|e| match e {
+        Event::TlsHandshakeDone(i) => i.state.as_ref().map(|s| {
+            jobj(&[
+                ("version", jstr(&s.version.to_string())),
+                ("cipher_suite", jstr(&s.cipher_suite.to_string())),
+                (
+                    "alpn",
+                    jopt(
+                        s.alpn
+                            .as_deref()
+                            .map(|p| String::from_utf8_lossy(p).into_owned()),
+                    ),
+                ),
+                ("resumed", s.resumed.to_string()),
+                ("server_name", jopt(s.server_name.clone())),
+                ("peer_certificates", s.peer_certificates.len().to_string()),
+            ])
+        }),
+        _ => None,
+    });
+    let mut members = jrequest(method, uri, insecure, true);
+    members.extend([
+        ("status", got.status.as_u16().to_string()),
+        ("version", jstr(&format!("{:?}", got.version))),
+        ("body_bytes", got.bytes.to_string()),
+        ("connection", conn.unwrap_or_else(|| "null".into())),
+        ("tls", tls.unwrap_or_else(|| "null".into())),
+        (
+            "phases_ms",
+            jobj(&[
+                ("dns", jms(t.dns())),
+                ("connect", jms(t.connect())),
+                ("tls", jms(t.tls())),
+                ("server_processing", jms(t.server_processing())),
+                ("content_transfer", jms(t.content_transfer())),
+                ("total", jms(t.total())),
+            ]),
+        ),
+        (
+            "marks_ms",
+            jobj(&[
+                ("namelookup", jms(t.namelookup())),
+                ("connect", jms(t.connected())),
+                ("appconnect", jms(t.appconnect())),
+                ("pretransfer", jms(t.pretransfer())),
+                ("starttransfer", jms(t.starttransfer())),
+                ("total", jms(t.total())),
+            ]),
+        ),
+        ("events", jevents(events)),
+        ("error", "null".into()),
+    ]);
+    jobj(&members)
+}
+
+/// A request that failed.
+fn json_failed(
+    method: &Method,
+    uri: &Uri,
+    insecure: bool,
+    err: &(dyn StdError + 'static),
+    events: &[Event],
+) -> String {
+    let mut members = jrequest(method, uri, insecure, false);
+    members.extend([("events", jevents(events)), ("error", jstr(&chain(err)))]);
+    jobj(&members)
+}
+
+// ---------------------------------------------------------------------------------------------
 // The report.
 
 fn addr(a: Option<SocketAddr>) -> String {
@@ -988,53 +1215,7 @@ fn events_report(events: &[Event]) -> String {
     };
     let mut out = String::from("\nEvents:\n");
     for e in events {
-        let mut detail = match e {
-            Event::GetConn(i) => i.host_port(),
-            Event::DnsStart(i) => i.host.clone(),
-            Event::DnsDone(i) => format!("{:?}", i.addrs),
-            Event::ConnectStart(i) => i.addr.map_or(String::new(), |a| a.to_string()),
-            Event::ConnectDone(i) if i.error.is_none() => format!(
-                "#{} {} -> {}",
-                i.conn_id.unwrap_or_default(),
-                addr(i.local_addr),
-                addr(i.addr)
-            ),
-            Event::ConnectDone(i) => i.addr.map_or(String::new(), |a| a.to_string()),
-            Event::TlsHandshakeStart(i) => i.server_name.clone().unwrap_or_default(),
-            Event::TlsHandshakeDone(i) => i.state.as_ref().map_or(String::new(), negotiated),
-            Event::GotConn(i) => format!(
-                "#{} reused={} was_idle={} idle_time={:?} {} -> {}",
-                i.conn_id,
-                i.reused,
-                i.was_idle,
-                i.idle_time,
-                addr(i.local_addr),
-                addr(i.remote_addr),
-            ),
-            Event::Got1xxResponse(i) => i.status.to_string(),
-            Event::ResponseHeaders(i) => format!("{:?} {}", i.version, i.status),
-            Event::ResponseBodyDone(i) => format!("{} bytes", i.bytes),
-            Event::Redirect(i) => format!("{} -> {} (hop {})", i.status, i.to, i.hop),
-            Event::PutIdleConn(i) => format!("#{}", i.conn_id),
-            Event::ConnectionClosed(i) => format!("#{} after {} requests", i.conn_id, i.requests),
-            Event::Http2Ready(i) => format!(
-                "#{} max concurrent streams {}",
-                i.conn_id,
-                i.max_concurrent_streams
-                    .map_or("unlimited".into(), |n| n.to_string())
-            ),
-            Event::GoAway(i) => format!(
-                "#{} last stream {} code {}",
-                i.conn_id, i.last_stream_id, i.error_code
-            ),
-            Event::StreamReset(i) => format!(
-                "stream {} code {} by {}",
-                i.stream_id,
-                i.error_code,
-                if i.by_server { "server" } else { "client" }
-            ),
-            _ => String::new(),
-        };
+        let mut detail = event_detail(e);
         if let Some(err) = e.error() {
             detail = format!("{detail} error: {}", chain(err));
         }
@@ -1048,6 +1229,57 @@ fn events_report(events: &[Event]) -> String {
         out = out + line.trim_end() + "\n";
     }
     out
+}
+
+/// What an event says, on one line (its error aside).
+fn event_detail(e: &Event) -> String {
+    match e {
+        Event::GetConn(i) => i.host_port(),
+        Event::DnsStart(i) => i.host.clone(),
+        Event::DnsDone(i) => format!("{:?}", i.addrs),
+        Event::ConnectStart(i) => i.addr.map_or(String::new(), |a| a.to_string()),
+        Event::ConnectDone(i) if i.error.is_none() => format!(
+            "#{} {} -> {}",
+            i.conn_id.unwrap_or_default(),
+            addr(i.local_addr),
+            addr(i.addr)
+        ),
+        Event::ConnectDone(i) => i.addr.map_or(String::new(), |a| a.to_string()),
+        Event::TlsHandshakeStart(i) => i.server_name.clone().unwrap_or_default(),
+        Event::TlsHandshakeDone(i) => i.state.as_ref().map_or(String::new(), negotiated),
+        Event::GotConn(i) => format!(
+            "#{} reused={} was_idle={} idle_time={:?} {} -> {}",
+            i.conn_id,
+            i.reused,
+            i.was_idle,
+            i.idle_time,
+            addr(i.local_addr),
+            addr(i.remote_addr),
+        ),
+        Event::Got1xxResponse(i) => i.status.to_string(),
+        Event::ResponseHeaders(i) => format!("{:?} {}", i.version, i.status),
+        Event::ResponseBodyDone(i) => format!("{} bytes", i.bytes),
+        Event::Redirect(i) => format!("{} -> {} (hop {})", i.status, i.to, i.hop),
+        Event::PutIdleConn(i) => format!("#{}", i.conn_id),
+        Event::ConnectionClosed(i) => format!("#{} after {} requests", i.conn_id, i.requests),
+        Event::Http2Ready(i) => format!(
+            "#{} max concurrent streams {}",
+            i.conn_id,
+            i.max_concurrent_streams
+                .map_or("unlimited".into(), |n| n.to_string())
+        ),
+        Event::GoAway(i) => format!(
+            "#{} last stream {} code {}",
+            i.conn_id, i.last_stream_id, i.error_code
+        ),
+        Event::StreamReset(i) => format!(
+            "stream {} code {} by {}",
+            i.stream_id,
+            i.error_code,
+            if i.by_server { "server" } else { "client" }
+        ),
+        _ => String::new(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

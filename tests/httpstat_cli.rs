@@ -226,6 +226,79 @@ async fn repeated_requests_reuse_the_connection_and_sum_up() {
     assert!(summary.lines().any(|l| l.starts_with("Total")), "{summary}");
 }
 
+/// The names of the events of one `--json` object.
+fn event_names(object: &serde_json::Value) -> Vec<&str> {
+    let events = object["events"].as_array().expect("events");
+    events.iter().map(|e| e["name"].as_str().unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_is_one_object_per_request() {
+    use serde_json::Value;
+    let server = Https::start().await;
+    let pem = server.pem.to_str().unwrap();
+    let out = ok(&server
+        .run(&["--cacert", pem, "--http1.1", "-n", "3", "--json"])
+        .await);
+    let objects: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(objects.len(), 3, "{out}");
+    let url = server.url();
+    let wire = [
+        "GotConn",
+        "WroteHeaders",
+        "WroteRequest",
+        "GotFirstResponseByte",
+        "ResponseHeaders",
+        "PutIdleConn",
+        "ResponseBodyDone",
+    ];
+    let dial = [
+        "ConnectStart",
+        "ConnectDone",
+        "TLSHandshakeStart",
+        "TLSHandshakeDone",
+    ];
+    for (i, o) in objects.iter().enumerate() {
+        let fresh = i == 0;
+        assert_eq!(o["ok"], true, "{o}");
+        assert_eq!(o["url"], url.as_str(), "{o}");
+        assert_eq!(o["method"], "GET", "{o}");
+        assert_eq!(o["status"], 200, "{o}");
+        assert_eq!(o["version"], "HTTP/1.1", "{o}");
+        assert_eq!(o["body_bytes"], 5, "{o}");
+        assert_eq!(o["error"], Value::Null, "{o}");
+        assert_eq!(o["connection"]["id"], 1, "{o}");
+        assert_eq!(o["connection"]["reused"], !fresh, "{o}");
+        assert_eq!(o["tls"].is_object(), fresh, "{o}");
+        assert_eq!(o["phases_ms"]["tls"].is_number(), fresh, "{o}");
+        assert!(o["phases_ms"]["total"].as_f64().unwrap() > 0.0, "{o}");
+        let mut expected = vec!["GetConn"];
+        if fresh {
+            expected.extend(dial);
+        }
+        expected.extend(wire);
+        assert_eq!(event_names(o), expected, "{o}");
+        assert_eq!(o["events"][0]["offset_ms"], 0.0, "{o}");
+    }
+    assert_eq!(objects[0]["tls"]["peer_certificates"], 1);
+
+    let out = server.run(&["--json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let o: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(o["ok"], false, "{o}");
+    assert!(
+        o["error"].as_str().unwrap().contains("UnknownIssuer"),
+        "{o}"
+    );
+    let mut expected = vec!["GetConn"];
+    expected.extend(dial);
+    expected.push("RequestFailed");
+    assert_eq!(event_names(&o), expected, "{o}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_command_lines_say_why_in_one_line() {
     for args in [
