@@ -38,9 +38,9 @@
 //! `connector_layer()`, redirects (up to 10) through `redirect_policy(10)`, the client served by
 //! `TraceLayer` as a tower `Service<reqwest::Request>` with the trace attached by
 //! `ClientTrace::scope`. reqwest hides the wire, so the waterfall has fewer columns: the TLS
-//! handshake is inside the connect, and server processing and content transfer are one column
-//! (no first response byte to split them); `GotConn` is derived from the response (see the
-//! `httptrace::reqwest` docs). The client doesn't use proxies, as the hyper-util one doesn't.
+//! handshake is inside the connect, and server processing and content transfer split where the
+//! response head reached the layer (no first response byte: derived, and said so); `GotConn`
+//! is derived from the response (see the `httptrace::reqwest` docs). The client doesn't use proxies, as the hyper-util one doesn't.
 //!
 //! Exit codes: 0 on success, 1 when a request fails (the error with its causes and the events
 //! recorded so far are printed), 2 for a bad command line, URL or `--cacert` file, or for
@@ -1082,27 +1082,28 @@ fn print_reqwest_waterfall(t: &Timings, tls: bool) {
         true => ("TCP + TLS Connect", "appconnect"),
         false => ("TCP Connection", "connect"),
     };
-    // from the connection obtained (`GotConn`) to the body's end
-    let rest = t
-        .total()
-        .zip(t.pretransfer())
-        .map(|(total, got)| total.saturating_sub(got));
     let phases = [
         ("DNS Lookup", t.dns()),
         (connect, t.connect()),
-        ("Server + Transfer", rest),
+        ("Server Processing", t.server_processing()),
+        ("Content Transfer", t.content_transfer()),
     ];
     let marks = [
         ("namelookup", t.namelookup()),
         (connected, t.connected()),
+        ("starttransfer", t.starttransfer()),
         ("total", t.total()),
     ];
     print_chart(t, &phases, &marks);
-    let missing = match tls {
-        true => "TLS is in the connect, Server Processing and Content Transfer in one column",
-        false => "Server Processing and Content Transfer are one column",
+    let tls_note = match tls {
+        true => "TLS is in the connect; ",
+        false => "",
     };
-    println!("{missing}: reqwest hides the wire (see the httptrace::reqwest docs).");
+    let split = match t.first_byte_derived() {
+        true => "processing and transfer split at the response head (derived)",
+        false => "processing and transfer split at the first byte",
+    };
+    println!("{tls_note}{split}: reqwest hides the wire (see the httptrace::reqwest docs).");
 }
 
 /// Prints the waterfall of `phases` and `marks`, and the time between the phases.

@@ -156,11 +156,16 @@ async fn timings_through_reqwest() {
     assert!(t.dns().unwrap() >= Duration::from_millis(20), "{t:?}");
     assert!(t.connect().is_some());
     assert!(t.total().unwrap() >= Duration::from_millis(50), "{t:?}");
-    assert_eq!(
-        t.server_processing(),
-        None,
-        "no first-byte event through reqwest"
+    // no first-byte event through reqwest: the phases split at the response head
+    assert!(t.first_byte_derived(), "{t:?}");
+    let server = t.server_processing().expect("split at ResponseHeaders");
+    let transfer = t.content_transfer().expect("split at ResponseHeaders");
+    assert!(server >= Duration::from_millis(30), "{t:?}");
+    assert!(
+        t.pretransfer().unwrap() + server + transfer <= t.total().unwrap(),
+        "{t:?}"
     );
+    assert_eq!(t.starttransfer(), Some(t.pretransfer().unwrap() + server));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,11 +21,11 @@ use crate::trace::ClientTrace;
 /// [`appconnect`](Timings::appconnect), [`pretransfer`](Timings::pretransfer),
 /// [`starttransfer`](Timings::starttransfer). A phase that didn't happen (no lookup for an IP
 /// literal, no connect on a reused connection) is `None`; so are the lookup and connect of a
-/// dial that hyper-util started for this request when an idle connection then served it. On
-/// HTTP/2 the phases that need the wire (`server_processing`, `content_transfer`,
-/// `starttransfer`) are there when the request's stream is known, as it is whenever the
-/// client's requests go through the layer, traced or not (see
-/// [HTTP/2](crate::TraceLayer#http2)), and `None` otherwise.
+/// dial that hyper-util started for this request when an idle connection then served it. Where
+/// the first response byte can't be seen (through reqwest, or an HTTP/2 stream that can't be
+/// told, see [HTTP/2](crate::TraceLayer#http2)), `server_processing`, `content_transfer` and
+/// `starttransfer` split at `ResponseHeaders` instead, and
+/// [`first_byte_derived`](Timings::first_byte_derived) says so.
 ///
 /// ```no_run
 /// # async fn doc(svc: impl tower::Service<http::Request<http_body_util::Empty<bytes::Bytes>>, Response = http::Response<httptrace::ResponseBody<hyper::body::Incoming>>, Error = hyper_util::client::legacy::Error>) {
@@ -78,6 +78,7 @@ enum Mark {
     GotConn,
     WroteRequest,
     FirstByte,
+    Headers,
     End,
 }
 
@@ -155,6 +156,7 @@ impl Recording {
             }
             Event::WroteRequest(_) => self.set(Mark::WroteRequest, at),
             Event::GotFirstResponseByte(_) => self.set(Mark::FirstByte, at),
+            Event::ResponseHeaders(_) => self.set(Mark::Headers, at),
             Event::ResponseBodyDone(i) => {
                 if i.error.is_some() {
                     self.failed.store(true, Ordering::Release);
@@ -183,6 +185,7 @@ impl Recording {
             got_conn: self.get(Mark::GotConn),
             wrote_request: self.get(Mark::WroteRequest),
             first_byte: self.get(Mark::FirstByte),
+            headers: self.get(Mark::Headers),
             end: self.get(Mark::End),
             reused: (reused != 0).then_some(reused == 2),
             conn_id: (reused != 0).then(|| self.conn_id.load(Ordering::Acquire)),
@@ -207,6 +210,8 @@ struct Marks {
     got_conn: Option<Instant>,
     wrote_request: Option<Instant>,
     first_byte: Option<Instant>,
+    /// `ResponseHeaders`: where the phases split when the first byte is unseen.
+    headers: Option<Instant>,
     end: Option<Instant>,
     reused: Option<bool>,
     conn_id: Option<u64>,
@@ -216,6 +221,12 @@ struct Marks {
 }
 
 impl Marks {
+    /// The first response byte, or, when the wire is hidden (reqwest, an HTTP/2 stream that
+    /// can't be told), the response head reaching the caller.
+    fn first_byte(&self) -> Option<Instant> {
+        self.first_byte.or(self.headers)
+    }
+
     /// The lookup and connect marks count when this request's dial made the connection that
     /// served it (or none served it yet): hyper-util may dial for a request that an idle
     /// connection then serves.
@@ -314,16 +325,18 @@ impl Timings {
         span(m.tls_start, m.tls_done)
     }
 
-    /// Server processing: `GotConn` to `GotFirstResponseByte`.
+    /// Server processing: `GotConn` to `GotFirstResponseByte` (or `ResponseHeaders`, see
+    /// [`first_byte_derived`](Timings::first_byte_derived)).
     pub fn server_processing(&self) -> Option<Duration> {
         let m = self.marks();
-        span(m.got_conn, m.first_byte)
+        span(m.got_conn, m.first_byte())
     }
 
-    /// Content transfer: `GotFirstResponseByte` to the end of the body.
+    /// Content transfer: `GotFirstResponseByte` (or `ResponseHeaders`, see
+    /// [`first_byte_derived`](Timings::first_byte_derived)) to the end of the body.
     pub fn content_transfer(&self) -> Option<Duration> {
         let m = self.marks();
-        span(m.first_byte, m.end)
+        span(m.first_byte(), m.end)
     }
 
     /// Total: `GetConn` to the end of the body.
@@ -362,10 +375,26 @@ impl Timings {
         span(m.start, m.wrote_request)
     }
 
-    /// curl's `time_starttransfer`: start to `GotFirstResponseByte`.
+    /// curl's `time_starttransfer`: start to `GotFirstResponseByte` (or `ResponseHeaders`, see
+    /// [`first_byte_derived`](Timings::first_byte_derived)).
     pub fn starttransfer(&self) -> Option<Duration> {
         let m = self.marks();
-        span(m.start, m.first_byte)
+        span(m.start, m.first_byte())
+    }
+
+    /// The split between [`server_processing`](Timings::server_processing) and
+    /// [`content_transfer`](Timings::content_transfer) (and [`starttransfer`](Timings::starttransfer))
+    /// is derived: the first response byte wasn't seen on the wire (reqwest hides it, or an
+    /// HTTP/2 stream couldn't be told), so the phases split where the response head reached the
+    /// caller (`ResponseHeaders`), a little after the first byte. `false` before the head.
+    ///
+    /// ```
+    /// let timings = httptrace::Timings::new();
+    /// assert!(!timings.first_byte_derived());
+    /// ```
+    pub fn first_byte_derived(&self) -> bool {
+        let m = self.marks();
+        m.first_byte.is_none() && m.headers.is_some()
     }
 }
 
@@ -481,6 +510,45 @@ mod tests {
         assert_eq!(timings.server_processing(), Some(ms(50)));
         assert_eq!(timings.content_transfer(), Some(ms(8)));
         assert!(timings.is_complete() && !timings.failed());
+    }
+
+    /// Without a first response byte (reqwest), the phases split at `ResponseHeaders`, and say
+    /// so; with one, `ResponseHeaders` changes nothing.
+    #[test]
+    fn no_first_byte_splits_at_the_head() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let head = |at| {
+            Event::ResponseHeaders(ResponseHeadersInfo {
+                at,
+                status: http::StatusCode::OK,
+                version: http::Version::HTTP_11,
+            })
+        };
+        let replay = |first_byte: bool| {
+            let timings = Timings::starting_at(t0);
+            let mut events = vec![get_conn(t0), got_conn(t0 + ms(2), 1, true)];
+            if first_byte {
+                events.push(Event::GotFirstResponseByte(GotFirstResponseByteInfo {
+                    at: t0 + ms(40),
+                }));
+            }
+            events.extend([head(t0 + ms(42)), body_done(t0 + ms(60))]);
+            for event in &events {
+                crate::Hooks::on_event(&timings, event);
+            }
+            timings
+        };
+        let derived = replay(false);
+        assert!(derived.first_byte_derived());
+        assert_eq!(derived.server_processing(), Some(ms(40)));
+        assert_eq!(derived.content_transfer(), Some(ms(18)));
+        assert_eq!(derived.starttransfer(), Some(ms(42)));
+        let seen = replay(true);
+        assert!(!seen.first_byte_derived());
+        assert_eq!(seen.server_processing(), Some(ms(38)));
+        assert_eq!(seen.content_transfer(), Some(ms(20)));
+        assert_eq!(seen.starttransfer(), Some(ms(40)));
     }
 
     /// reqwest names a connection it can't tell 0: still a connection, and not this request's

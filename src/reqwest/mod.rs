@@ -60,8 +60,10 @@
 //! | `RequestFailed`, `RequestCanceled` | exact | |
 //! | `ConnectionClosed` | unavailable | no wire events |
 //!
-//! [`Timings`](crate::Timings) through reqwest: `dns`, `connect` (TCP and TLS), `total`;
-//! `server_processing` and `content_transfer` need the first response byte and are `None`.
+//! [`Timings`](crate::Timings) through reqwest: `dns`, `connect` (TCP and TLS), `total`, and
+//! `server_processing` / `content_transfer` split where the response head reaches the layer
+//! (`ResponseHeaders`: derived, a little after the first byte;
+//! [`Timings::first_byte_derived`](crate::Timings::first_byte_derived) is `true`).
 
 mod connector;
 mod redirect;
