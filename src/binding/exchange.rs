@@ -296,7 +296,7 @@ impl ConnSide {
         }
         if let Some(ctx) = ctx {
             ctx.mark_conn_broken();
-            ctx.emit_in_progress(event);
+            ctx.connection_closed(event);
             ctx.connection_gone();
         }
     }
@@ -382,12 +382,21 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(a.last_read().is_some());
+        // the response had begun: the close waits for the request's end, and comes before it
+        // since the request fails
         drop(conn);
-        assert_eq!(rec.names().last(), Some(&"ConnectionClosed"));
-        match rec.events().last() {
-            Some(Event::ConnectionClosed(c)) => assert_eq!(c.requests, 2),
+        assert_eq!(rec.names().last(), Some(&"GotFirstResponseByte"));
+        a.finish(Event::RequestFailed(crate::event::RequestFailedInfo {
+            at: std::time::Instant::now(),
+            error: crate::error::SharedError::new("failed"),
+        }));
+        let events = rec.events();
+        let closed = &events[events.len() - 2];
+        match closed {
+            Event::ConnectionClosed(c) => assert_eq!(c.requests, 2),
             other => panic!("{other:?}"),
         }
+        assert_eq!(rec.names().last(), Some(&"RequestFailed"));
     }
 
     #[test]

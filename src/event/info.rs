@@ -408,7 +408,10 @@ pub struct RequestCanceledInfo {
 /// `ConnectionClosed` (beyond Go): the connection that served this request closed.
 ///
 /// Reported to the last request the connection served, if that request is still in progress; on
-/// HTTP/2 to every request given the connection that is still in progress.
+/// HTTP/2 to every request given the connection that is still in progress. On HTTP/1, once the
+/// response has begun, a close is told only if the response then fails, right before the
+/// request's last event (its `at` stays the close's instant); a close that follows a complete
+/// response (`Connection: close`) closes no exchange and isn't reported, over TLS and TCP alike.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnectionClosedInfo {

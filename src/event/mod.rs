@@ -81,7 +81,7 @@ macro_rules! events {
         /// | `Redirect` | a redirect is followed (reqwest) | exact |
         /// | `RequestFailed` | the client returned an error | exact |
         /// | `RequestCanceled` | the response future was dropped before it completed | exact |
-        /// | `ConnectionClosed` | the connection closed while its last request was in progress | to every request on it in progress |
+        /// | `ConnectionClosed` | the connection closed while its last request was in progress; once the response began, only if it then fails, right before the last event | to every request on it in progress |
         ///
         /// [`Hooks`] says on which task each is delivered, and the info structs what each
         /// carries.

@@ -131,6 +131,10 @@ struct ReqState {
     upload_keeper: Option<Arc<RequestCtx>>,
     /// When the last response bytes of this request's exchange were read.
     last_read: Option<Instant>,
+    /// The connection closed once the response had begun: `ConnectionClosed` waits for the
+    /// request's end, delivered before it if the response fails, dropped if it completes (a
+    /// close that follows a complete response, `Connection: close`, closes no exchange).
+    closed_after_response: Option<Event>,
 }
 
 impl std::fmt::Debug for RequestCtx {
@@ -214,15 +218,32 @@ impl RequestCtx {
         self.deliver_locked(&mut st, &event);
     }
 
-    /// Emits a terminal event, unless one was emitted already.
+    /// Emits a terminal event (a failure), unless one was emitted already.
     pub(crate) fn finish(&self, event: Event) {
         let mut st = self.lock();
         if st.finished {
             return;
         }
         self.detach_dials(&mut st, event.at());
+        if let Some(closed) = st.closed_after_response.take() {
+            self.deliver_locked(&mut st, &closed);
+        }
         st.finished = true;
         self.deliver_locked(&mut st, &event);
+    }
+
+    /// The request's connection closed (`event`, its `ConnectionClosed`) while the request was
+    /// in progress: delivered now if no response byte was read yet, else when the request ends
+    /// and only if its response fails (see `closed_after_response`).
+    pub(crate) fn connection_closed(&self, event: Event) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        match st.last_read {
+            Some(_) => st.closed_after_response = Some(event),
+            None => self.deliver_locked(&mut st, &event),
+        }
     }
 
     /// A dial this request started.
@@ -477,6 +498,10 @@ impl RequestCtx {
             return;
         }
         self.detach_dials(&mut st, now);
+        let closed = st.closed_after_response.take();
+        if let (Some(closed), false) = (closed, ok) {
+            self.deliver_locked(&mut st, &closed);
+        }
         // PutIdleConn first: it happened when the response's last byte was read, before the
         // body reached the caller, and ResponseBodyDone stays the request's last event
         let put = st
