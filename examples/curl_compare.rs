@@ -9,13 +9,37 @@
 //! The traced request looks `fidelity.test` up through a resolver that takes 20 ms; curl is given
 //! the address with `--resolve`, so its lookup takes no time. Without curl on the `PATH`, only
 //! httptrace's side is printed.
+//!
+//! Then the same over HTTPS, HTTP/1.1 and HTTP/2 (ALPN), against a hyper server with a
+//! certificate of its own for 127.0.0.1 (curl gets it with `--cacert`, httptrace with
+//! `HttpsStack::builder().root_certificates`): the head 40 ms after the request, the body 30 ms
+//! after the head, on a fresh connection each, so the TLS handshake is in both. (A debug build's
+//! first handshake is slow: its crypto is unoptimized; `--release` for handshake figures.)
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use httptrace::{Timings, TraceLayer};
-use httptrace_test_support::clients::{client_with, get, StaticResolver, TimedResolver};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use httptrace::connect::HttpsStack;
+use httptrace::{RequestBody, Timings, TraceLayer};
+use httptrace_test_support::clients::{
+    client_with, get, traced, Body, StaticResolver, TimedResolver,
+};
 use httptrace_test_support::servers::{precise_sleep, scripted_server, Script};
+use httptrace_test_support::tls::{server_config, Cert};
+use hyper::body::Frame;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::PrivatePkcs8KeyDer;
+use tower::{Layer, ServiceExt};
 
 const WARM_UP: Duration = Duration::from_millis(1);
 const DNS: Duration = Duration::from_millis(20);
@@ -154,7 +178,197 @@ async fn main() -> ExitCode {
         Some((version, _)) => println!("curl: {version}"),
         None => println!("curl is not installed: httptrace's side only"),
     }
-    ExitCode::SUCCESS
+    match https().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("curl_compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// HTTPS, HTTP/1.1 then HTTP/2: the phases of httptrace and curl side by side.
+async fn https() -> Result<(), String> {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).map_err(|e| e.to_string())?;
+    let pem = std::env::temp_dir().join(format!("curl-compare-{}.pem", std::process::id()));
+    std::fs::write(&pem, ck.cert.pem()).map_err(|e| e.to_string())?;
+    let cert = Cert {
+        der: ck.cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()),
+    };
+    let addr = https_server(&cert).await;
+    let url = format!("https://127.0.0.1:{}/", addr.port());
+    let result = async {
+        for h2 in [false, true] {
+            compare_https(&url, &cert, &pem, h2).await?;
+        }
+        Ok(())
+    }
+    .await;
+    let _ = std::fs::remove_file(&pem);
+    result
+}
+
+/// One HTTPS request each, on a fresh connection, offering only HTTP/2 (`h2`) or HTTP/1.1.
+async fn compare_https(url: &str, cert: &Cert, pem: &Path, h2: bool) -> Result<(), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der.clone()).map_err(|e| e.to_string())?;
+    let stack = HttpsStack::builder().root_certificates(roots);
+    let stack = match h2 {
+        true => stack.http2_only(),
+        false => stack.http1_only(),
+    };
+    let stack = stack.build().map_err(|e| e.to_string())?;
+    let client = Client::builder(TokioExecutor::new()).build::<_, RequestBody<Body>>(stack);
+    let client = TraceLayer::new().layer(client);
+    let timings = Timings::new();
+    let res = client
+        .oneshot(traced(url, timings.trace()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let version = res.version();
+    res.into_body().collect().await.map_err(|e| e.to_string())?;
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let ours = [
+        ms(timings.connect()),
+        ms(timings.tls()),
+        ms(timings.server_processing()),
+        ms(timings.content_transfer()),
+        ms(timings.total()),
+    ];
+    let flag = if h2 { "--http2" } else { "--http1.1" };
+    let (url_, pem_) = (url.to_owned(), pem.to_owned());
+    let curl = tokio::task::spawn_blocking(move || run_curl_https(&url_, &pem_, flag))
+        .await
+        .map_err(|e| e.to_string())?;
+    let theirs: Option<[Option<f64>; 5]> = match curl {
+        Ok(m) => Some([
+            Some(m[1] - m[0]),
+            Some(m[2] - m[1]),
+            Some(m[4] - m[3]),
+            Some(m[5] - m[4]),
+            Some(m[5]),
+        ]),
+        Err(e) if e.starts_with("not installed") => None,
+        Err(e) => return Err(format!("curl failed: {e}")),
+    };
+    let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+    println!("\nGET {url} ({version:?}; curl {flag} --cacert)");
+    println!(
+        "{:<22} {:>9} {:>11} {:>11}",
+        "phase, ms", "script", "httptrace", "curl"
+    );
+    let script = [
+        None,
+        None,
+        ms(Some(SCRIPT.first_byte)),
+        ms(Some(SCRIPT.body)),
+        None,
+    ];
+    let names = [
+        "TCP connection",
+        "TLS handshake",
+        "Server processing",
+        "Content transfer",
+        "Total",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        println!(
+            "{:<22} {:>9} {:>11} {:>11}",
+            name,
+            cell(script[i]),
+            cell(ours[i]),
+            theirs.map_or("-".to_owned(), |t| cell(t[i]))
+        );
+    }
+    Ok(())
+}
+
+/// A hyper server on 127.0.0.1 presenting `cert`, offering `h2` and `http/1.1`: each response's
+/// head [`SCRIPT`]`.first_byte` after the request, its body `SCRIPT.body` after the head.
+async fn https_server(cert: &Cert) -> SocketAddr {
+    let mut config = server_config(cert, rustls::DEFAULT_VERSIONS);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(|_req| async {
+                    precise_sleep(SCRIPT.first_byte).await;
+                    let body = Delayed {
+                        sleep: Box::pin(tokio::time::sleep(SCRIPT.body)),
+                        body: Some(Bytes::from_static(b"the scripted body\n")),
+                    };
+                    Ok::<_, Infallible>(http::Response::new(body))
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A body of one frame, sent once `sleep` ends.
+struct Delayed {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    body: Option<Bytes>,
+}
+
+impl hyper::body::Body for Delayed {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        ready!(self.sleep.as_mut().poll(cx));
+        Poll::Ready(self.body.take().map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// Runs curl once over HTTPS; its `-w` marks in ms, or why not ("not installed" first).
+fn run_curl_https(url: &str, pem: &Path, flag: &str) -> Result<[f64; 6], String> {
+    let format: String = CURL_VARS.iter().map(|v| format!("%{{{v}}}\\n")).collect();
+    let out = match Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+            flag,
+            "--cacert",
+        ])
+        .arg(pem)
+        .arg("-w")
+        .arg(&format)
+        .arg(url)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => return Err(format!("not installed: {e}")),
+    };
+    if !out.status.success() {
+        return Err(format!(
+            "{} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    marks(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Runs curl once against the server; its `-w` marks in ms.
@@ -175,7 +389,11 @@ fn run_curl(url: &str, port: u16) -> Result<[f64; 6], String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    marks(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// curl's `-w` output: six marks in seconds, one a line; in ms.
+fn marks(text: &str) -> Result<[f64; 6], String> {
     let secs: Vec<f64> = text
         .lines()
         .map(|l| l.trim().replace(',', ".").parse::<f64>())
