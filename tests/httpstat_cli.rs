@@ -3,18 +3,15 @@
 //! output read. `cargo test --all-features` builds the example next to this test.
 #![cfg(feature = "rustls")]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use httptrace_test_support::tls::{server_config, Cert};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use httptrace_test_support::tls::{alpn_server, Cert};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 
 /// The example's binary, built by `cargo test` beside this test's.
@@ -56,25 +53,7 @@ impl Https {
             der: ck.cert.der().clone(),
             key: PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()),
         };
-        let mut config = server_config(&cert, rustls::DEFAULT_VERSIONS);
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(echo);
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
-        });
+        let addr = alpn_server(&cert, &[b"h2", b"http/1.1"], |req| Box::pin(echo(req))).await;
         Https { addr, pem }
     }
 
@@ -94,9 +73,7 @@ impl Drop for Https {
     }
 }
 
-async fn echo(
-    req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Full<Bytes>>, Infallible> {
+async fn echo(req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
     let (head, body) = req.into_parts();
     let len = body.collect().await.map_or(0, |b| b.to_bytes().len());
     let header = |name: &str| {
@@ -112,7 +89,7 @@ async fn echo(
     );
     let mut res = http::Response::new(Full::new(Bytes::from_static(b"hello")));
     res.headers_mut().insert("x-echo", echo.parse().unwrap());
-    Ok(res)
+    res
 }
 
 /// Runs httpstat with `args`, killed after 30 s.

@@ -3,46 +3,24 @@
 //! refuses one: the stack reads it instead of panicking).
 #![cfg(feature = "rustls")]
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use httptrace::connect::HttpsStack;
 use httptrace::{Event, Recorder, RequestBody, TraceLayer};
 use httptrace_test_support::clients::{traced, Body};
-use httptrace_test_support::tls::{cert_for, client_config, server_config, Cert};
+use httptrace_test_support::tls::{alpn_server, cert_for, client_config, Cert};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceExt};
 
 /// A TLS server on 127.0.0.1 offering `h2` and `http/1.1` by ALPN, and serving either.
 async fn server_of_both(cert: &Cert) -> SocketAddr {
-    let mut config = server_config(cert, rustls::DEFAULT_VERSIONS);
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(|_req| async {
-                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-                        b"hello",
-                    ))))
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    alpn_server(cert, &[b"h2", b"http/1.1"], |_req| {
+        Box::pin(async { http::Response::new(Full::new(Bytes::from_static(b"hello"))) })
+    })
+    .await
 }
 
 /// One GET through `stack`: the response's version and the ALPN the handshake agreed.

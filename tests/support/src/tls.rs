@@ -2,13 +2,15 @@
 //! directly: nothing here needs httptrace's `rustls` feature).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 
@@ -124,4 +126,36 @@ pub fn client_config(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth()
+}
+
+/// What an [`alpn_server`] answers each request with.
+pub type Answer = fn(
+    http::Request<hyper::body::Incoming>,
+) -> Pin<Box<dyn Future<Output = http::Response<Full<Bytes>>> + Send>>;
+
+/// A TLS server on 127.0.0.1 presenting `cert`, offering `alpn` (`h2`, `http/1.1`) and serving
+/// whichever the handshake agrees (HTTP/1.1 when none) with `answer`.
+pub async fn alpn_server(cert: &Cert, alpn: &[&[u8]], answer: Answer) -> SocketAddr {
+    let mut config = server_config(cert, rustls::DEFAULT_VERSIONS);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(move |req| async move {
+                    Ok::<_, Infallible>(answer(req).await)
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    addr
 }
