@@ -52,6 +52,17 @@ impl ReqLink {
         }
     }
 
+    /// Runs `decide` under the request's lock and delivers the events it returns, if the
+    /// request is still in progress: what the dial marks done and the report of it are one step
+    /// for the request's end, which reports ended what the dial still has open (`detach`).
+    /// Without a request, `decide` still runs (the dial's state stays whole).
+    fn emit_decided(&self, decide: impl FnOnce() -> Vec<Event>) {
+        match self.get() {
+            Some(req) => req.emit_decided(decide),
+            None => drop(decide()),
+        }
+    }
+
     fn release(&self) {
         drop(self.0.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
@@ -122,17 +133,19 @@ impl DialCtx {
 
     /// ConnectStart, right away: the address is known without a lookup.
     pub(crate) fn connect_start(&self, addr: Option<SocketAddr>) {
-        let mut st = self.lock();
-        if !st.connect_started && !st.attempts && !st.detached {
+        self.req.emit_decided(|| {
+            let mut st = self.lock();
+            if st.connect_started || st.attempts || st.detached {
+                return Vec::new();
+            }
             st.connect_started = true;
             st.addr = addr;
-            drop(st);
-            self.req.emit(Event::ConnectStart(ConnectStartInfo {
+            vec![Event::ConnectStart(ConnectStartInfo {
                 at: Instant::now(),
                 network: "tcp",
                 addr,
-            }));
-        }
+            })]
+        });
     }
 
     pub(crate) fn dns_start(&self, host: &str) {
@@ -256,43 +269,46 @@ impl DialCtx {
     /// per-address dialer reported the attempts. Only the first call counts.
     pub(crate) fn transport_done(&self, result: DialResult) {
         self.note_addrs(&result);
-        let mut st = self.lock();
-        if st.connect_done || st.detached {
-            return;
-        }
-        st.connect_done = true;
-        if st.attempts || (st.dns_failed && result.is_err()) {
-            return;
-        }
-        let start = !st.connect_started;
-        st.connect_started = true;
-        let dialled = st.addr;
-        drop(st);
-        if start {
-            self.req.emit(Event::ConnectStart(ConnectStartInfo {
-                at: self.call_at,
-                network: "tcp",
-                addr: None,
-            }));
-        }
-        self.req
-            .emit(Event::ConnectDone(self.done_info(dialled, result)));
+        self.req.emit_decided(|| {
+            let mut st = self.lock();
+            if st.connect_done || st.detached {
+                return Vec::new();
+            }
+            st.connect_done = true;
+            if st.attempts || (st.dns_failed && result.is_err()) {
+                return Vec::new();
+            }
+            let start = !st.connect_started;
+            st.connect_started = true;
+            let dialled = st.addr;
+            drop(st);
+            let mut events = Vec::with_capacity(2);
+            if start {
+                events.push(Event::ConnectStart(ConnectStartInfo {
+                    at: self.call_at,
+                    network: "tcp",
+                    addr: None,
+                }));
+            }
+            events.push(Event::ConnectDone(self.done_info(dialled, result)));
+            events
+        });
     }
 
     /// The TLS handshake starts (a transport under a TLS connector connected).
     pub(crate) fn tls_start(&self, server_name: Option<String>) {
-        let mut st = self.lock();
-        if st.tls_started || st.detached {
-            return;
-        }
-        st.tls_started = true;
-        st.server_name = server_name.clone();
-        drop(st);
-        self.req
-            .emit(Event::TlsHandshakeStart(TlsHandshakeStartInfo {
+        self.req.emit_decided(|| {
+            let mut st = self.lock();
+            if st.tls_started || st.detached {
+                return Vec::new();
+            }
+            st.tls_started = true;
+            st.server_name = server_name.clone();
+            vec![Event::TlsHandshakeStart(TlsHandshakeStartInfo {
                 at: Instant::now(),
                 server_name,
-            }));
+            })]
+        });
     }
 
     /// The whole connector finished: closes what is still open (the connect, if no transport
@@ -311,22 +327,28 @@ impl DialCtx {
             return;
         }
         if tls_open {
-            self.lock().tls_done = true;
-            let (state, error) = match result {
-                Ok(state) => (
-                    state.map(|mut s| {
-                        s.server_name = s.server_name.or(server_name);
-                        s
-                    }),
-                    None,
-                ),
-                Err(e) => (None, Some(e)),
-            };
-            self.req.emit(Event::TlsHandshakeDone(TlsHandshakeDoneInfo {
-                at: Instant::now(),
-                state,
-                error,
-            }));
+            self.req.emit_decided(|| {
+                let mut st = self.lock();
+                if st.tls_done || st.detached {
+                    return Vec::new();
+                }
+                st.tls_done = true;
+                let (state, error) = match result {
+                    Ok(state) => (
+                        state.map(|mut s| {
+                            s.server_name = s.server_name.or(server_name);
+                            s
+                        }),
+                        None,
+                    ),
+                    Err(e) => (None, Some(e)),
+                };
+                vec![Event::TlsHandshakeDone(TlsHandshakeDoneInfo {
+                    at: Instant::now(),
+                    state,
+                    error,
+                })]
+            });
         }
     }
 

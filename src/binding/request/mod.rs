@@ -218,6 +218,20 @@ impl RequestCtx {
         self.deliver_locked(&mut st, &event);
     }
 
+    /// Runs `decide` under the request's lock, then delivers the events it returns unless the
+    /// request ended: a dial's decision that something is done, and its report, in one step
+    /// that the request's end (which reports ended what its dials have open) can't split.
+    pub(crate) fn emit_decided(&self, decide: impl FnOnce() -> Vec<Event>) {
+        let mut st = self.lock();
+        let events = decide();
+        if st.finished {
+            return;
+        }
+        for event in &events {
+            self.deliver_locked(&mut st, event);
+        }
+    }
+
     /// Emits a terminal event (a failure), unless one was emitted already.
     pub(crate) fn finish(&self, event: Event) {
         let mut st = self.lock();
