@@ -45,13 +45,6 @@ impl ReqLink {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Delivers `event` to the request, if it is still in progress.
-    fn emit(&self, event: Event) {
-        if let Some(req) = self.get() {
-            req.emit_in_progress(event);
-        }
-    }
-
     /// Runs `decide` under the request's lock and delivers the events it returns, if the
     /// request is still in progress: what the dial marks done and the report of it are one step
     /// for the request's end, which reports ended what the dial still has open (`detach`).
@@ -149,72 +142,80 @@ impl DialCtx {
     }
 
     pub(crate) fn dns_start(&self, host: &str) {
-        self.lock().dns_open = true;
-        self.req.emit(Event::DnsStart(DnsStartInfo {
-            at: Instant::now(),
-            host: host.to_owned(),
-        }));
+        self.req.emit_decided(|| {
+            let mut st = self.lock();
+            if st.detached {
+                return Vec::new();
+            }
+            st.dns_open = true;
+            vec![Event::DnsStart(DnsStartInfo {
+                at: Instant::now(),
+                host: host.to_owned(),
+            })]
+        });
     }
 
     /// DNSDone; on success the connect starts right after it.
     pub(crate) fn dns_done(&self, result: Result<Vec<SocketAddr>, SharedError>) {
         let at = Instant::now();
-        let mut st = self.lock();
-        if st.detached {
-            return;
-        }
-        st.dns_open = false;
-        match result {
-            Ok(addrs) => {
-                let start = !st.connect_started && !st.attempts;
-                st.connect_started |= start;
-                let addr = match (addrs.as_slice(), self.port) {
-                    ([only], Some(port)) => Some(SocketAddr::new(only.ip(), port)),
-                    _ => None,
-                };
-                if start {
-                    st.addr = addr;
-                }
-                drop(st);
-                let addrs = addrs.iter().map(SocketAddr::ip).collect();
-                self.req.emit(Event::DnsDone(DnsDoneInfo {
-                    at,
-                    addrs,
-                    error: None,
-                }));
-                if start {
-                    self.req.emit(Event::ConnectStart(ConnectStartInfo {
+        self.req.emit_decided(|| {
+            let mut st = self.lock();
+            if st.detached {
+                return Vec::new();
+            }
+            st.dns_open = false;
+            match result {
+                Ok(addrs) => {
+                    let start = !st.connect_started && !st.attempts;
+                    st.connect_started |= start;
+                    let addr = match (addrs.as_slice(), self.port) {
+                        ([only], Some(port)) => Some(SocketAddr::new(only.ip(), port)),
+                        _ => None,
+                    };
+                    if start {
+                        st.addr = addr;
+                    }
+                    let addrs = addrs.iter().map(SocketAddr::ip).collect();
+                    let mut events = vec![Event::DnsDone(DnsDoneInfo {
                         at,
-                        network: "tcp",
-                        addr,
-                    }));
+                        addrs,
+                        error: None,
+                    })];
+                    if start {
+                        events.push(Event::ConnectStart(ConnectStartInfo {
+                            at,
+                            network: "tcp",
+                            addr,
+                        }));
+                    }
+                    events
+                }
+                Err(error) => {
+                    st.dns_failed = true;
+                    vec![Event::DnsDone(DnsDoneInfo {
+                        at,
+                        addrs: Vec::new(),
+                        error: Some(error),
+                    })]
                 }
             }
-            Err(error) => {
-                st.dns_failed = true;
-                drop(st);
-                self.req.emit(Event::DnsDone(DnsDoneInfo {
-                    at,
-                    addrs: Vec::new(),
-                    error: Some(error),
-                }));
-            }
-        }
+        });
     }
 
     /// ConnectStart of one address attempt.
     pub(crate) fn attempt_start(&self, addr: SocketAddr) {
-        let mut st = self.lock();
-        if st.detached {
-            return;
-        }
-        st.open_attempts.push(addr);
-        drop(st);
-        self.req.emit(Event::ConnectStart(ConnectStartInfo {
-            at: Instant::now(),
-            network: "tcp",
-            addr: Some(addr),
-        }));
+        self.req.emit_decided(|| {
+            let mut st = self.lock();
+            if st.detached {
+                return Vec::new();
+            }
+            st.open_attempts.push(addr);
+            vec![Event::ConnectStart(ConnectStartInfo {
+                at: Instant::now(),
+                network: "tcp",
+                addr: Some(addr),
+            })]
+        });
     }
 
     /// The addresses of the connection made, if a layer already read them (each read costs two
@@ -232,14 +233,15 @@ impl DialCtx {
     /// ConnectDone of one address attempt; a success names the connection.
     pub(crate) fn attempt_done(&self, addr: SocketAddr, result: DialResult) {
         self.note_addrs(&result);
-        let mut st = self.lock();
-        let Some(open) = st.open_attempts.iter().position(|a| *a == addr) else {
-            return;
-        };
-        st.open_attempts.swap_remove(open);
-        drop(st);
-        self.req
-            .emit(Event::ConnectDone(self.done_info(Some(addr), result)));
+        self.req.emit_decided(|| {
+            let mut st = self.lock();
+            let Some(open) = st.open_attempts.iter().position(|a| *a == addr) else {
+                return Vec::new();
+            };
+            st.open_attempts.swap_remove(open);
+            drop(st);
+            vec![Event::ConnectDone(self.done_info(Some(addr), result))]
+        });
     }
 
     fn done_info(&self, dialled: Option<SocketAddr>, result: DialResult) -> ConnectDoneInfo {
