@@ -392,34 +392,15 @@ async fn https_with_a_self_signed_certificate() {
 #[cfg(feature = "http2")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reqwest_https_negotiates_http2() {
-    use httptrace_test_support::tls::{cert_for, client_config, server_config};
-    use std::sync::Arc;
+    use httptrace_test_support::tls::{alpn_server, cert_for, client_config};
     let cert = cert_for(&["h2.test"]);
-    let mut config = server_config(&cert, rustls::DEFAULT_VERSIONS);
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let svc = hyper::service::service_fn(|_req| async {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from_static(
-                        b"hello",
-                    ))))
-                });
-                let _ =
-                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-            });
-        }
-    });
+    let addr = alpn_server(&cert, &[b"h2"], |_req| {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            http::Response::new(Full::new(Bytes::from_static(b"hello")))
+        })
+    })
+    .await;
     httptrace_test_support::tls::install_provider();
     let mut tls = client_config(&cert, rustls::DEFAULT_VERSIONS);
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
