@@ -339,49 +339,32 @@ impl hyper::body::Body for Delayed {
     }
 }
 
-/// Runs curl once over HTTPS; its `-w` marks in ms, or why not ("not installed" first).
+/// Runs curl once over HTTPS, trusting `pem`, with `flag` (`--http1.1`, `--http2`); its `-w`
+/// marks in ms, or why not ("not installed" first).
 fn run_curl_https(url: &str, pem: &Path, flag: &str) -> Result<[f64; 6], String> {
-    let format: String = CURL_VARS.iter().map(|v| format!("%{{{v}}}\\n")).collect();
-    let out = match Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "10",
-            flag,
-            "--cacert",
-        ])
-        .arg(pem)
-        .arg("-w")
-        .arg(&format)
-        .arg(url)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => return Err(format!("not installed: {e}")),
-    };
-    if !out.status.success() {
-        return Err(format!(
-            "{} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    marks(&String::from_utf8_lossy(&out.stdout))
+    let pem = pem.to_string_lossy();
+    run_curl_with(url, &[flag, "--cacert", &pem])
 }
 
 /// Runs curl once against the server; its `-w` marks in ms.
 fn run_curl(url: &str, port: u16) -> Result<[f64; 6], String> {
+    run_curl_with(
+        url,
+        &["--resolve", &format!("fidelity.test:{port}:127.0.0.1")],
+    )
+}
+
+/// Runs `curl -w <marks> <args> <url>` once; its marks in ms, or why not ("not installed"
+/// first when curl can't be run).
+fn run_curl_with(url: &str, args: &[&str]) -> Result<[f64; 6], String> {
     let format: String = CURL_VARS.iter().map(|v| format!("%{{{v}}}\\n")).collect();
     let out = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "--max-time", "10", "-w"])
         .arg(&format)
-        .arg("--resolve")
-        .arg(format!("fidelity.test:{port}:127.0.0.1"))
+        .args(args)
         .arg(url)
         .output()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("not installed: {e}"))?;
     if !out.status.success() {
         return Err(format!(
             "{} {}",

@@ -691,6 +691,7 @@ async fn closing_server(tls: Option<tokio_rustls::TlsAcceptor>) -> std::net::Soc
 async fn a_close_after_a_complete_response_closes_no_exchange() {
     use http_body_util::BodyExt;
     use httptrace::connect::HttpsStack;
+    use httptrace_test_support::events::with_handshake;
     use httptrace_test_support::tls::{cert_for, client_config, server_config};
     let cert = cert_for(&["127.0.0.1"]);
     let config = server_config(&cert, rustls::DEFAULT_VERSIONS);
@@ -702,25 +703,16 @@ async fn a_close_after_a_complete_response_closes_no_exchange() {
     let stack = HttpsStack::https(client_config(&cert, rustls::DEFAULT_VERSIONS));
     let client = Client::builder(TokioExecutor::new()).build::<_, RequestBody<Body>>(stack);
     let client = TraceLayer::new().layer(client);
-    let dial = ["GetConn", "ConnectStart", "ConnectDone"];
-    let handshake = ["TLSHandshakeStart", "TLSHandshakeDone"];
-    let exchange = [
-        "GotConn",
-        "WroteHeaders",
-        "WroteRequest",
-        "GotFirstResponseByte",
-        "ResponseHeaders",
-        "ResponseBodyDone",
-    ];
-    for (url, tls) in [
-        (format!("https://127.0.0.1:{}/", tls.port()), true),
-        (format!("http://127.0.0.1:{}/", tcp.port()), false),
+    for (url, expected) in [
+        (
+            format!("https://127.0.0.1:{}/", tls.port()),
+            with_handshake(FRESH_UNPOOLED),
+        ),
+        (
+            format!("http://127.0.0.1:{}/", tcp.port()),
+            FRESH_UNPOOLED.to_vec(),
+        ),
     ] {
-        let mut expected = dial.to_vec();
-        if tls {
-            expected.extend(handshake);
-        }
-        expected.extend(exchange);
         for _ in 0..20 {
             let rec = Recorder::new();
             let res = client

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use httptrace_test_support::events::{with_handshake, FRESH, REUSED};
 use httptrace_test_support::tls::{alpn_server, Cert};
 use rustls::pki_types::PrivatePkcs8KeyDer;
 
@@ -223,21 +224,6 @@ async fn json_is_one_object_per_request() {
         .collect();
     assert_eq!(objects.len(), 3, "{out}");
     let url = server.url();
-    let wire = [
-        "GotConn",
-        "WroteHeaders",
-        "WroteRequest",
-        "GotFirstResponseByte",
-        "ResponseHeaders",
-        "PutIdleConn",
-        "ResponseBodyDone",
-    ];
-    let dial = [
-        "ConnectStart",
-        "ConnectDone",
-        "TLSHandshakeStart",
-        "TLSHandshakeDone",
-    ];
     for (i, o) in objects.iter().enumerate() {
         let fresh = i == 0;
         assert_eq!(o["ok"], true, "{o}");
@@ -252,11 +238,10 @@ async fn json_is_one_object_per_request() {
         assert_eq!(o["tls"].is_object(), fresh, "{o}");
         assert_eq!(o["phases_ms"]["tls"].is_number(), fresh, "{o}");
         assert!(o["phases_ms"]["total"].as_f64().unwrap() > 0.0, "{o}");
-        let mut expected = vec!["GetConn"];
-        if fresh {
-            expected.extend(dial);
-        }
-        expected.extend(wire);
+        let expected = match fresh {
+            true => with_handshake(FRESH),
+            false => REUSED.to_vec(),
+        };
         assert_eq!(event_names(o), expected, "{o}");
         assert_eq!(o["events"][0]["offset_ms"], 0.0, "{o}");
     }
@@ -270,9 +255,7 @@ async fn json_is_one_object_per_request() {
         o["error"].as_str().unwrap().contains("UnknownIssuer"),
         "{o}"
     );
-    let mut expected = vec!["GetConn"];
-    expected.extend(dial);
-    expected.push("RequestFailed");
+    let expected = with_handshake(&["GetConn", "ConnectStart", "ConnectDone", "RequestFailed"]);
     assert_eq!(event_names(&o), expected, "{o}");
 }
 

@@ -71,6 +71,18 @@ pub const REUSED: &[&str] = &[
     "ResponseBodyDone",
 ];
 
+/// `sequence` over TLS: the handshake right after the connect.
+pub fn with_handshake(sequence: &[&'static str]) -> Vec<&'static str> {
+    let mut out = Vec::with_capacity(sequence.len() + 2);
+    for name in sequence {
+        out.push(*name);
+        if *name == "ConnectDone" {
+            out.extend(["TLSHandshakeStart", "TLSHandshakeDone"]);
+        }
+    }
+    out
+}
+
 /// Checks that every Start has exactly one Done after it, and that the request ends once.
 #[track_caller]
 pub fn assert_paired(events: &[Event]) {
