@@ -26,7 +26,7 @@ use httptrace_test_support::clients::{
     client, client_with, get, traced, Body, SendTraced, StaticResolver,
 };
 use httptrace_test_support::events::{
-    assert_paired, causes, got_conn, names, names_but_closed, FRESH, FRESH_UNPOOLED, REUSED,
+    assert_paired, causes, got_conn, names_but_closed, sequence, FRESH, FRESH_UNPOOLED, REUSED,
 };
 use httptrace_test_support::servers::{raw_server, read_head, unanswering, Server};
 use hyper::body::Incoming;
@@ -96,7 +96,7 @@ async fn then_serves(client: &impl SendTraced, url: &str, expected: &[&str]) {
     let next = Recorder::new();
     get(client, url, next.trace()).await;
     let events = next.events();
-    assert_eq!(names(&events), expected, "the next request");
+    assert_eq!(sequence(&events), expected, "the next request");
     assert_paired(&events);
 }
 
@@ -119,7 +119,7 @@ fn event<'a>(events: &'a [Event], name: &str) -> &'a Event {
     events
         .iter()
         .find(|e| e.name() == name)
-        .unwrap_or_else(|| panic!("no {name} in {:?}", names(events)))
+        .unwrap_or_else(|| panic!("no {name} in {:?}", sequence(events)))
 }
 
 fn error_of<'a>(events: &'a [Event], name: &str) -> &'a (dyn std::error::Error + 'static) {
@@ -138,7 +138,7 @@ fn closed_matches(events: &[Event], error: Option<ErrorKind>) {
             _ => None,
         })
         .collect();
-    assert!(closed.len() <= 1, "{:?}", names(events));
+    assert!(closed.len() <= 1, "{:?}", sequence(events));
     if let Some(c) = closed.first() {
         assert_eq!(c.conn_id, got_conn(events).conn_id);
         assert_eq!(
@@ -178,7 +178,7 @@ async fn slow_dns() {
     let events = rec.events();
     let mut expected = FRESH.to_vec();
     expected.splice(1..1, ["DNSStart", "DNSDone"]);
-    assert_eq!(names(&events), expected);
+    assert_eq!(sequence(&events), expected);
     let lookup = event(&events, "DNSDone")
         .at()
         .duration_since(event(&events, "DNSStart").at());
@@ -203,7 +203,7 @@ async fn connect_timeout() {
     let sent = send(&client, &format!("http://{addr}/")).await;
     let events = &sent.events;
     assert_eq!(
-        names(events),
+        sequence(events),
         ["GetConn", "ConnectStart", "ConnectDone", "RequestFailed"]
     );
     assert!(
@@ -333,10 +333,10 @@ async fn the_server_closes_an_idle_pooled_connection() {
     let client = client();
     let url = format!("http://{addr}/");
     let first = send(&client, &url).await;
-    assert_eq!(names(&first.events), FRESH);
+    assert_eq!(sequence(&first.events), FRESH);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let next = send(&client, &url).await;
-    assert_eq!(names(&next.events), FRESH);
+    assert_eq!(sequence(&next.events), FRESH);
     assert!(next.error.is_none() && next.body_error.is_none());
     assert_ne!(
         got_conn(&next.events).conn_id,
@@ -366,7 +366,7 @@ async fn the_server_closes_a_pooled_connection_as_the_next_request_arrives() {
     .await;
     let client = client();
     let url = format!("http://{addr}/");
-    assert_eq!(names(&send(&client, &url).await.events), FRESH);
+    assert_eq!(sequence(&send(&client, &url).await.events), FRESH);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let sent = send(&client, &url).await;
     let events = &sent.events;
@@ -489,7 +489,7 @@ async fn dropped_during_the_connect() {
         .is_err());
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         ["GetConn", "ConnectStart", "ConnectDone", "RequestCanceled"]
     );
     match event(&events, "ConnectDone") {
@@ -618,7 +618,7 @@ async fn nothing_outlives_the_requests_nor_the_client() {
     get(&client, &format!("http://leak.test:{port}/"), trace(&rec)).await;
     let mut expected = FRESH.to_vec();
     expected.splice(1..1, ["DNSStart", "DNSDone"]);
-    assert_eq!(names(&rec.events()), expected);
+    assert_eq!(sequence(&rec.events()), expected);
 
     // a dial that goes on in the background: R0 holds connection X with a slow response; A
     // finds no idle connection and dials (a 150 ms lookup), X comes back first and serves A
@@ -709,19 +709,19 @@ async fn nothing_outlives_the_requests_nor_the_client() {
     .await;
     assert_eq!(alive(), 0);
     // A's dial went on in the background: A reported its lookup ended (left to finish for the
-    // pool) when A ended, and let A's trace go
+    // pool) when A got its connection, and let A's trace go
     let a_events = a.events();
     assert_eq!(
         names_but_closed(&a_events),
         [
             "GetConn",
             "DNSStart",
+            "DNSDone",
             "GotConn",
             "WroteHeaders",
             "WroteRequest",
             "GotFirstResponseByte",
             "ResponseHeaders",
-            "DNSDone",
             "ResponseBodyDone"
         ],
     );
@@ -737,7 +737,7 @@ async fn nothing_outlives_the_requests_nor_the_client() {
     assert!(gauge.open.load(Ordering::SeqCst) >= 2, "pooled connections");
     let rec = Recorder::new();
     get(&client, &format!("http://leak.test:{port}/"), trace(&rec)).await;
-    assert_eq!(names(&rec.events()), REUSED);
+    assert_eq!(sequence(&rec.events()), REUSED);
     let rec = Recorder::new();
     get(&client, &format!("{base}/"), trace(&rec)).await;
     let got = got_conn(&rec.events());

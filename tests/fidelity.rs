@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use httptrace::{Recorder, Timings, TraceLayer};
 use httptrace_test_support::clients::{client_with, get, StaticResolver, TimedResolver};
-use httptrace_test_support::events::{names, FRESH};
+use httptrace_test_support::events::{sequence, FRESH};
 use httptrace_test_support::servers::{precise_sleep, scripted_server, Script};
 
 const DNS: Duration = Duration::from_millis(20);
@@ -84,7 +84,7 @@ async fn timings_match_the_script() {
         let timings = Timings::new();
         let parts = get(&client, &url, rec.trace().compose(timings.trace())).await;
         assert_eq!(parts.status, 200);
-        assert_eq!(names(&rec.events()), expected);
+        assert_eq!(sequence(&rec.events()), expected);
         assert!(timings.is_complete() && !timings.failed());
         measured.push([
             timings.dns().unwrap(),

@@ -8,7 +8,9 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use httptrace::{Event, Recorder, RequestBody, TraceLayer, TracingConnector};
 use httptrace_test_support::clients::{request, traced, Body, SendTraced};
-use httptrace_test_support::events::{assert_paired, got_conn, names, names_but_closed, wait_for};
+use httptrace_test_support::events::{
+    assert_paired, got_conn, names_but_closed, sequence, wait_for,
+};
 use httptrace_test_support::h2::{
     at, fetch, get_around_the_layer, h2_server, h2c_client, h2c_inner, own, Answered, STREAM,
 };
@@ -61,7 +63,7 @@ async fn sixty_four_exact(
             ids.entry(got.conn_id).or_default().insert(id),
             "stream {id} given twice"
         );
-        let seq = names(&events);
+        let seq = sequence(&events);
         let dialled = events.iter().find_map(|e| match e {
             Event::ConnectDone(d) => d.conn_id,
             _ => None,
@@ -157,7 +159,7 @@ async fn h2c_64_streams_each_exact_and_its_own() {
     let client = h2c_client(TraceLayer::new().record_timings(true));
     let dialler = sixty_four_exact(client, &format!("http://{addr}"), &seen, 1).await;
     assert_eq!(
-        names(&dialler)[..3],
+        sequence(&dialler)[..3],
         ["GetConn", "ConnectStart", "ConnectDone"]
     );
 }
@@ -172,7 +174,7 @@ async fn tls_alpn_h2_64_streams_each_exact_and_its_own() {
     // be shared, so concurrent first requests would each dial one
     let (first, body) = fetch(client.clone(), format!("{base}/0")).await;
     assert_eq!(body.unwrap(), "/0");
-    let mut seq = names(&first);
+    let mut seq = sequence(&first);
     let ready = seq
         .iter()
         .position(|n| *n == "Http2Ready")
@@ -324,12 +326,12 @@ async fn goaway_mid_flight_reaches_the_streams_in_flight() {
             _ => false,
         })
         .collect();
-    let seen: Vec<&str> = names(&of_conn)
+    let seen: Vec<&str> = sequence(&of_conn)
         .into_iter()
         .filter(|n| *n != "GoAway")
         .collect();
     assert_eq!(seen, ["ConnectDone", "Http2Ready", "ConnectionClosed"]);
-    assert!(names(&of_conn).contains(&"GoAway"));
+    assert!(sequence(&of_conn).contains(&"GoAway"));
     match of_conn.last() {
         Some(Event::ConnectionClosed(c)) => assert_eq!(c.requests, 8),
         other => panic!("{other:?}"),
@@ -338,7 +340,7 @@ async fn goaway_mid_flight_reaches_the_streams_in_flight() {
     // the client goes on, on a new connection
     let (events, body) = fetch(client.clone(), format!("http://{addr}/0")).await;
     assert_eq!(body.unwrap(), "/0");
-    assert!(names(&events).contains(&"ConnectStart"));
+    assert!(sequence(&events).contains(&"ConnectStart"));
     assert!(!conn_ids.contains(&got_conn(&events).conn_id));
     assert_eq!(stream_id(&events), Some(1));
 }
@@ -363,12 +365,12 @@ async fn a_reset_stream_fails_its_request_only() {
         match body {
             Ok(path) => {
                 assert_eq!(path, "/20");
-                assert_eq!(names(&events), STREAM);
+                assert_eq!(sequence(&events), STREAM);
             }
             Err(_) => {
                 failed += 1;
                 assert_eq!(
-                    names(&events),
+                    sequence(&events),
                     // no response frame came: the reset is not a response byte
                     [
                         "GetConn",
@@ -599,7 +601,7 @@ async fn a_request_with_the_callers_capture_is_still_counted() {
     assert_eq!(served.stream_id, 5);
     assert_eq!(own(&a), STREAM);
     assert_eq!(
-        names(&rec_b.events()),
+        sequence(&rec_b.events()),
         ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
     );
 }
@@ -623,7 +625,7 @@ async fn the_callers_own_capture_stays_and_the_next_streams_are_named() {
     assert!(connected.as_ref().is_some());
     // this request reports what needs no binding
     assert_eq!(
-        names(&rec.events()),
+        sequence(&rec.events()),
         ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
     );
 
@@ -777,7 +779,7 @@ async fn http2_over_an_in_memory_connector() {
     let client = TraceLayer::new().layer(client);
     let (first, body) = fetch(client.clone(), "http://memory.test/0/a".to_owned()).await;
     assert_eq!(body.unwrap(), "/0/a");
-    let seq: Vec<&str> = names(&first)
+    let seq: Vec<&str> = sequence(&first)
         .into_iter()
         .filter(|n| *n != "Http2Ready")
         .collect();

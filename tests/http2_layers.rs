@@ -5,7 +5,7 @@
 
 use httptrace::TraceLayer;
 use httptrace_test_support::clients::traced;
-use httptrace_test_support::events::{got_conn, names};
+use httptrace_test_support::events::{got_conn, sequence};
 use httptrace_test_support::h2::{fetch, h2_server, h2c_inner, own, STREAM};
 use tower::Layer;
 
@@ -35,7 +35,7 @@ async fn a_layer_without_http2_streams_leaves_the_others_exact() {
         .await
         .unwrap();
     assert_eq!(
-        names(&early.events()),
+        sequence(&early.events()),
         ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
     );
     for round in 0..10 {
@@ -47,7 +47,7 @@ async fn a_layer_without_http2_streams_leaves_the_others_exact() {
         assert!(b_body.is_ok() && a_body.is_ok());
         // B knows no connection (it asked hyper-util nothing)
         assert_eq!(
-            names(&b_events),
+            sequence(&b_events),
             ["GetConn", "ResponseHeaders", "ResponseBodyDone"]
         );
         let got = got_conn(&a_events);

@@ -204,9 +204,19 @@ async fn repeated_requests_reuse_the_connection_and_sum_up() {
     assert!(summary.lines().any(|l| l.starts_with("Total")), "{summary}");
 }
 
-/// The names of the events of one `--json` object.
+/// The names of the events of one `--json` object, once checked that their offsets never run
+/// backwards.
+#[track_caller]
 fn event_names(object: &serde_json::Value) -> Vec<&str> {
     let events = object["events"].as_array().expect("events");
+    let offsets: Vec<f64> = events
+        .iter()
+        .map(|e| e["offset_ms"].as_f64().unwrap())
+        .collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] <= w[1]),
+        "offsets run backwards: {offsets:?} in {object}"
+    );
     events.iter().map(|e| e["name"].as_str().unwrap()).collect()
 }
 

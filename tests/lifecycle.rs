@@ -13,7 +13,8 @@ use httptrace_test_support::clients::{
     client, client_with, client_with_layer, get, request, server_and_client, traced, StaticResolver,
 };
 use httptrace_test_support::events::{
-    assert_paired, names, names_but_closed, wait_for, FRESH, FRESH_UNPOOLED, REUSED,
+    assert_paired, got_conn, names_but_closed, sequence, sequence_but_lost_dial, wait_for, FRESH,
+    FRESH_UNPOOLED, REUSED,
 };
 use httptrace_test_support::hooks::DropCounted;
 use httptrace_test_support::servers::{answering_server, Server};
@@ -37,7 +38,7 @@ async fn a_dial_that_ends_up_serving_another_request() {
 
     // A finds no idle connection and dials; X comes back first, so A is served by X (which then
     // closes) while A's dial goes on in the background and lands in the pool: A reports its
-    // lookup ended when A ends (it stopped waiting for it) and lets its trace go
+    // lookup ended when it gets X (it stops waiting for it) and lets its trace go
     let a = Recorder::new();
     get(&client, &format!("{base}/?close=1"), a.trace()).await;
     first
@@ -55,12 +56,12 @@ async fn a_dial_that_ends_up_serving_another_request() {
         [
             "GetConn",
             "DNSStart",
+            "DNSDone",
             "GotConn",
             "WroteHeaders",
             "WroteRequest",
             "GotFirstResponseByte",
             "ResponseHeaders",
-            "DNSDone",
             "ResponseBodyDone"
         ]
     );
@@ -71,7 +72,7 @@ async fn a_dial_that_ends_up_serving_another_request() {
         .and_then(|e| e.downcast_ref::<Canceled>())
         .map(Canceled::what);
     assert_eq!(left, Some("the request's wait for this dial"));
-    let a_got = match &a_events[2] {
+    let a_got = match &a_events[3] {
         Event::GotConn(g) => g.clone(),
         other => panic!("{other:?}"),
     };
@@ -82,7 +83,7 @@ async fn a_dial_that_ends_up_serving_another_request() {
     let b = Recorder::new();
     get(&client, &format!("{base}/"), b.trace()).await;
     let b_events = b.events();
-    assert_eq!(names(&b_events), REUSED);
+    assert_eq!(sequence(&b_events), REUSED);
     match &b_events[1] {
         Event::GotConn(g) => {
             assert_ne!(g.conn_id, a_got.conn_id, "X closed after A");
@@ -206,6 +207,87 @@ async fn informational_responses_with_timings() {
         })
         .collect();
     assert_eq!(statuses, [100, 103], "{:?}", rec.names());
+    assert_eq!(
+        names_but_closed(&rec.events()),
+        [
+            "GetConn",
+            "ConnectStart",
+            "ConnectDone",
+            "GotConn",
+            "WroteHeaders",
+            "WroteRequest",
+            "GotFirstResponseByte",
+            "Got100Continue",
+            "Got1xxResponse",
+            "Got1xxResponse",
+            "ResponseHeaders",
+            "ResponseBodyDone"
+        ]
+    );
+}
+
+/// `103 Early Hints` then a keep-alive `200`, in one write: one read brings the whole response,
+/// so hyper-util can put the connection back (and the next request take it) before the head
+/// reaches the caller. Every event keeps its time order: the 1xx, the head and `PutIdleConn`
+/// are stamped at the read that brought them, and each next request on the connection took it
+/// after the previous one's `PutIdleConn`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_hints_and_a_pooled_response_keep_their_time_order() {
+    use httptrace_test_support::servers::{raw_server, read_head};
+    use tokio::io::AsyncWriteExt;
+    const ANSWER: &[u8] = b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let (addr, _) = raw_server(|_, mut s| async move {
+        // one more than asked: the connection stays open after the last answer
+        for _ in 0..21 {
+            if !read_head(&mut s).await || s.write_all(ANSWER).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let client = client();
+    let mut put_back = None;
+    let mut first_conn = 0;
+    for i in 0..20 {
+        let rec = Recorder::new();
+        let mut req = traced(&format!("http://{addr}/"), rec.trace());
+        httptrace::on_informational(&mut req, |_: &http::Response<()>| {});
+        let res = client.clone().oneshot(req).await.unwrap();
+        let arrived = std::time::Instant::now();
+        res.into_body().collect().await.unwrap();
+        let events = rec.events();
+        if i == 0 {
+            first_conn = got_conn(&events).conn_id;
+        }
+        let mut expected = match i {
+            0 => FRESH.to_vec(),
+            _ => REUSED.to_vec(),
+        };
+        let head = expected
+            .iter()
+            .position(|n| *n == "ResponseHeaders")
+            .unwrap();
+        expected.insert(head, "Got1xxResponse");
+        assert_eq!(sequence_but_lost_dial(&events), expected, "request {i}");
+        let at = |name: &str| events.iter().find(|e| e.name() == name).unwrap().at();
+        // one read brought the whole response: the 1xx, the head and the end are its instant
+        let read = at("GotFirstResponseByte");
+        for name in ["Got1xxResponse", "ResponseHeaders", "PutIdleConn"] {
+            assert_eq!(at(name), read, "request {i}: {name}");
+        }
+        assert!(read <= arrived, "request {i}");
+        // the connection was taken after it was put back
+        if let Some(put_back) = put_back {
+            assert!(at("GotConn") >= put_back, "request {i}");
+        }
+        put_back = Some(at("PutIdleConn"));
+        let got = got_conn(&events);
+        assert_eq!(
+            (got.conn_id, got.reused),
+            (first_conn, i > 0),
+            "request {i}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,7 +324,7 @@ async fn canceled_during_dns() {
         .is_err());
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         ["GetConn", "DNSStart", "DNSDone", "RequestCanceled"]
     );
     for e in &events[2..] {
@@ -306,7 +388,7 @@ async fn a_panicking_hook_is_contained() {
         let trace = ClientTrace::new(Panics).compose(rec.trace());
         get(&client, &server.url("/"), trace).await;
         // the next hook still runs, every event, and the connection is still pooled
-        assert_eq!(rec.names(), expected);
+        assert_eq!(sequence(&rec.events()), expected);
         // hyper-util puts the connection back from a task of its own, just after the body ends
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -10,7 +10,7 @@ use httptrace::{
     Event, Recorder, RequestBody, TraceLayer, TracingConnector,
 };
 use httptrace_test_support::clients::{get, traced, Body, StaticResolver};
-use httptrace_test_support::events::{assert_paired, got_conn, names, FRESH};
+use httptrace_test_support::events::{assert_paired, got_conn, sequence, FRESH};
 use httptrace_test_support::servers::{unanswering_on, Server};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
@@ -69,7 +69,7 @@ async fn a_dead_address_then_a_live_one() {
     get(&client, &url, rec.trace()).await;
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         [
             "GetConn",
             "DNSStart",
@@ -114,7 +114,7 @@ async fn every_address_dead() {
     assert!(err.is_connect());
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         [
             "GetConn",
             "DNSStart",
@@ -202,5 +202,5 @@ async fn a_traced_resolver_under_it_doesnt_report_the_lookup_twice() {
     .await;
     let mut expected = FRESH.to_vec();
     expected.splice(1..1, ["DNSStart", "DNSDone"]);
-    assert_eq!(names(&rec.events()), expected);
+    assert_eq!(sequence(&rec.events()), expected);
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use httptrace::reqwest::{connector_layer, redirect_policy, TracingResolve};
 use httptrace::{ClientTrace, Event, Recorder, Timings, TraceLayer};
-use httptrace_test_support::events::{assert_paired, got_conn, names};
+use httptrace_test_support::events::{assert_paired, got_conn, sequence};
 use httptrace_test_support::servers::Server;
 use hyper_util::rt::TokioIo;
 use tower::{Layer, Service, ServiceExt};
@@ -99,7 +99,7 @@ async fn fresh_then_reused() {
     let res = send(&svc, &client, &url, first.trace()).await;
     assert_eq!(res.body, "hello");
     let events = first.events();
-    assert_eq!(names(&events), FRESH_REQWEST);
+    assert_eq!(sequence(&events), FRESH_REQWEST);
     let got = got_conn(&events);
     assert!(!got.reused && !got.was_idle);
     let peer: SocketAddr = res.headers["x-peer"].to_str().unwrap().parse().unwrap();
@@ -125,7 +125,7 @@ async fn fresh_then_reused() {
     let res = send(&svc, &client, &url, second.trace()).await;
     let events = second.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         [
             "GetConn",
             "GotConn",
@@ -182,7 +182,7 @@ async fn dns_failure_through_reqwest() {
     assert!(err.is_connect(), "{err:?}");
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         ["GetConn", "DNSStart", "DNSDone", "RequestFailed"]
     );
     let dns = events[2].error().unwrap();
@@ -232,7 +232,7 @@ async fn each_redirect_hop_is_told_apart() {
     let res = send(&svc, &client, &url, rec.trace()).await;
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         [
             "GetConn",
             "DNSStart",
@@ -330,7 +330,7 @@ async fn concurrent_requests_each_with_its_own_trace() {
             FRESH_REQWEST
         };
         // a request whose connect lost the race to a pooled connection also reports its connect
-        let core: Vec<_> = names(&events)
+        let core: Vec<_> = sequence(&events)
             .into_iter()
             .filter(|n| {
                 !got.reused
@@ -381,7 +381,7 @@ async fn https_with_a_self_signed_certificate() {
     assert_eq!(res.bytes().await.unwrap(), "hello");
     let events = rec.events();
     // TCP and TLS are one connector step in reqwest: ConnectDone comes after the handshake
-    assert_eq!(names(&events), FRESH_REQWEST);
+    assert_eq!(sequence(&events), FRESH_REQWEST);
     assert_paired(&events);
 }
 
@@ -432,7 +432,7 @@ async fn reqwest_https_negotiates_http2() {
     };
     let first = one(svc.clone(), client.clone(), url.clone()).await;
     assert_eq!(
-        names(&first),
+        sequence(&first),
         [
             "GetConn",
             "DNSStart",
@@ -460,7 +460,7 @@ async fn reqwest_https_negotiates_http2() {
     while let Some(events) = tasks.join_next().await {
         let events = events.unwrap();
         assert_eq!(
-            names(&events),
+            sequence(&events),
             ["GetConn", "GotConn", "ResponseHeaders", "ResponseBodyDone"]
         );
         let again = got_conn(&events);

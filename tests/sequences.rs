@@ -9,7 +9,7 @@ use httptrace_test_support::clients::{
     client, client_with, get, server_and_client, traced, Body, StaticResolver,
 };
 use httptrace_test_support::events::{
-    assert_paired, got_conn, names, names_but_closed, FRESH, FRESH_UNPOOLED, REUSED,
+    assert_paired, got_conn, names_but_closed, sequence, FRESH, FRESH_UNPOOLED, REUSED,
 };
 use httptrace_test_support::servers::Server;
 use tower::ServiceExt;
@@ -29,7 +29,7 @@ async fn fresh_then_reused_ip_literal() {
     let first = Recorder::new();
     let parts = get(&client, &server.url("/"), first.trace()).await;
     let events = first.events();
-    assert_eq!(names(&events), FRESH);
+    assert_eq!(sequence(&events), FRESH);
     assert_eq!(
         go_only(&events),
         [
@@ -78,7 +78,7 @@ async fn fresh_then_reused_ip_literal() {
     let second = Recorder::new();
     get(&client, &server.url("/"), second.trace()).await;
     let events = second.events();
-    assert_eq!(names(&events), REUSED);
+    assert_eq!(sequence(&events), REUSED);
     let again = got_conn(&events);
     assert!(again.reused && again.was_idle);
     assert_eq!(again.conn_id, conn.conn_id);
@@ -101,7 +101,7 @@ async fn fresh_localhost_has_dns() {
     let events = rec.events();
     let mut expected = FRESH.to_vec();
     expected.splice(1..1, ["DNSStart", "DNSDone"]);
-    assert_eq!(names(&events), expected);
+    assert_eq!(sequence(&events), expected);
     match (&events[1], &events[2], &events[3]) {
         (Event::DnsStart(s), Event::DnsDone(d), Event::ConnectStart(c)) => {
             assert_eq!(s.host, "localhost");
@@ -129,7 +129,7 @@ async fn injected_resolver_dns_then_connect() {
     let events = rec.events();
     let mut expected = FRESH.to_vec();
     expected.splice(1..1, ["DNSStart", "DNSDone"]);
-    assert_eq!(names(&events), expected);
+    assert_eq!(sequence(&events), expected);
     match (&events[2], &events[3]) {
         (Event::DnsDone(d), Event::ConnectStart(c)) => {
             assert_eq!(d.addrs, vec![server.addr.ip()]);
@@ -159,7 +159,7 @@ async fn dns_failure() {
     assert!(err.is_connect());
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         ["GetConn", "DNSStart", "DNSDone", "RequestFailed"]
     );
     let dns_err = events[2].error().expect("DNSDone carries the error");
@@ -189,7 +189,7 @@ async fn connection_refused() {
     assert!(err.is_connect());
     let events = rec.events();
     assert_eq!(
-        names(&events),
+        sequence(&events),
         ["GetConn", "ConnectStart", "ConnectDone", "RequestFailed"]
     );
     let mut chain = events[2]
@@ -219,7 +219,7 @@ async fn connection_close_has_no_put_idle_conn() {
     let events = rec.events();
     assert_eq!(names_but_closed(&events), FRESH_UNPOOLED);
     assert!(
-        names(&events)
+        sequence(&events)
             .iter()
             .filter(|n| **n == "ConnectionClosed")
             .count()
@@ -229,7 +229,7 @@ async fn connection_close_has_no_put_idle_conn() {
     // the next request needs a new connection
     let next = Recorder::new();
     get(&client, &server.url("/"), next.trace()).await;
-    assert_eq!(names(&next.events()), FRESH);
+    assert_eq!(sequence(&next.events()), FRESH);
     assert_eq!(server.conns.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
@@ -314,7 +314,7 @@ async fn any_connector_a_mock_one() {
     let rec = Recorder::new();
     get(&client, "http://mock.test/", rec.trace()).await;
     let events = rec.events();
-    assert_eq!(names(&events), FRESH);
+    assert_eq!(sequence(&events), FRESH);
     match (&events[1], &events[2]) {
         (Event::ConnectStart(s), Event::ConnectDone(d)) => {
             // no lookup was seen: the connect started when the connector was called
@@ -363,7 +363,7 @@ async fn a_streamed_body_of_declared_length_is_written() {
     assert_eq!(res.headers()["x-got-len"], "20");
     assert!(res.headers().get("x-got-te").is_none());
     res.into_body().collect().await.unwrap();
-    assert_eq!(names(&rec.events()), FRESH);
+    assert_eq!(sequence(&rec.events()), FRESH);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +390,7 @@ async fn a_layer_that_looks_at_the_body_first_changes_nothing() {
             .await
             .unwrap();
         res.into_body().collect().await.unwrap();
-        assert_eq!(names(&rec.events()), expected);
+        assert_eq!(sequence(&rec.events()), expected);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -11,7 +11,7 @@ use httptrace::{
     Event, Recorder, RequestBody, TraceLayer, TracingConnector,
 };
 use httptrace_test_support::clients::{get, traced, Body, StaticResolver};
-use httptrace_test_support::events::{assert_paired, causes, got_conn, names};
+use httptrace_test_support::events::{assert_paired, causes, got_conn, sequence};
 use httptrace_test_support::tls::{cert_for, client_config, tls_server, Cert, Mode};
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -106,7 +106,7 @@ async fn fresh_tls_connection_then_reused() {
         "GotFirstResponseByte",
     ]);
     expected.extend(["ResponseHeaders", "PutIdleConn", "ResponseBodyDone"]);
-    assert_eq!(names(&events), expected);
+    assert_eq!(sequence(&events), expected);
 
     match &events[5] {
         Event::TlsHandshakeStart(s) => assert_eq!(s.server_name.as_deref(), Some("tls.test")),
@@ -145,7 +145,7 @@ async fn fresh_tls_connection_then_reused() {
     let again = Recorder::new();
     get(&client, &url, again.trace()).await;
     assert_eq!(
-        names(&again.events()),
+        sequence(&again.events()),
         [
             "GetConn",
             "GotConn",
@@ -180,7 +180,7 @@ async fn failing(
     let events = rec.events();
     let mut expected = HANDSHAKE.to_vec();
     expected.push("RequestFailed");
-    assert_eq!(names(&events), expected);
+    assert_eq!(sequence(&events), expected);
     assert_paired(&events);
     // the client still serves nothing else here, but its pool is intact: no panic, no hang
     (events, err)
@@ -299,7 +299,7 @@ async fn dropped_mid_handshake() {
     let events = rec.events();
     let mut expected = HANDSHAKE.to_vec();
     expected.push("RequestCanceled");
-    assert_eq!(names(&events), expected);
+    assert_eq!(sequence(&events), expected);
     let done = tls_done(&events);
     assert!(done
         .error
@@ -325,7 +325,7 @@ async fn one_line_stacks_build() {
     let _ = client.clone().oneshot(traced(&url, rec.trace())).await;
     let events = rec.events();
     assert_eq!(
-        &names(&events)[..6],
+        &sequence(&events)[..6],
         [
             "GetConn",
             "ConnectStart",

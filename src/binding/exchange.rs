@@ -151,28 +151,26 @@ impl ConnSide {
             return;
         };
         let Some(ctx) = weak.upgrade() else { return };
-        let at = Instant::now();
         let addrs = *self
             .addrs
             .get_or_insert_with(|| addrs.take().map_or_else(ConnAddrs::default, |f| f()));
         let reused = index > 0;
         let was_idle = reused || self.dialled_for != Some(ctx.id);
-        let idle_time = if was_idle {
-            at.saturating_duration_since(self.idle_since)
-        } else {
-            Duration::ZERO
-        };
-        ctx.emit_in_progress(Event::GotConn(GotConnInfo {
+        let (conn_id, idle_since) = (self.conn_id, self.idle_since);
+        ctx.got_conn(|at| GotConnInfo {
             at,
             reused,
             was_idle,
-            idle_time,
-            conn_id: self.conn_id,
+            idle_time: match was_idle {
+                true => at.saturating_duration_since(idle_since),
+                false => Duration::ZERO,
+            },
+            conn_id,
             local_addr: addrs.local,
             remote_addr: addrs.remote,
             http2: None,
             derived: None,
-        }));
+        });
         self.exchange = Some(Exchange {
             req: weak,
             wrote_headers: false,
@@ -386,10 +384,12 @@ mod tests {
         // since the request fails
         drop(conn);
         assert_eq!(rec.names().last(), Some(&"GotFirstResponseByte"));
-        a.finish(Event::RequestFailed(crate::event::RequestFailedInfo {
-            at: std::time::Instant::now(),
-            error: crate::error::SharedError::new("failed"),
-        }));
+        a.finish(|at| {
+            Event::RequestFailed(crate::event::RequestFailedInfo {
+                at,
+                error: crate::error::SharedError::new("failed"),
+            })
+        });
         let events = rec.events();
         let closed = &events[events.len() - 2];
         match closed {
@@ -451,10 +451,12 @@ mod tests {
         let mut conn = ConnSide::new(1, None);
         hand_off(Some(&ctx), false, true);
         conn.before_write(b"GET / HTTP/1.1\r\n", ConnAddrs::default);
-        ctx.finish(Event::RequestCanceled(RequestCanceledInfo {
-            at: Instant::now(),
-            error: SharedError::new(Canceled::new("request")),
-        }));
+        ctx.finish(|at| {
+            Event::RequestCanceled(RequestCanceledInfo {
+                at,
+                error: SharedError::new(Canceled::new("request")),
+            })
+        });
         ctx.set_body_done();
         conn.flushed();
         conn.read(5);

@@ -178,7 +178,9 @@ pub enum Derived {
     Http2StreamUnknown,
     /// reqwest, whose pool is private: the connection is the one the response's `HttpInfo`
     /// names; `reused`/`was_idle` mean "not made by this request's own connect"; `idle_time`
-    /// is unknown (zero); `at` is the end of that connect, or else the request's start.
+    /// is unknown (zero); `at` is the request's last event before it: the end of its own
+    /// connect (its TLS handshake included), or else its start, or a step of its own connect
+    /// that another connection outran.
     Reqwest,
     /// reqwest over HTTP/2: as [`Derived::Reqwest`], and the stream id, the streams in flight
     /// and whether it waited for a connect are unknown (`None`, 0, `false`).
@@ -312,7 +314,8 @@ pub struct Got100ContinueInfo {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Got1xxResponseInfo {
-    /// When it happened.
+    /// When the read that brought it completed (hyper parses what a read brings before it reads
+    /// again).
     pub at: Instant,
     /// Its status.
     pub status: StatusCode,
@@ -329,10 +332,19 @@ pub struct GotFirstResponseByteInfo {
 }
 
 /// `ResponseHeaders` (beyond Go): the response head reached the caller.
+///
+/// On HTTP/1, whose reads are followed, it is stamped at the read that brought the head: the
+/// exchange's last read before the head reached the caller (a read of the body too, if hyper
+/// read on first), or the request's previous event if that came later (an upload that ended
+/// after an early answer was read); always between the head's read and its arrival. Without
+/// the wire (reqwest, an HTTP/2 stream), when it reached the caller. Stamped at its arrival,
+/// it would come after `PutIdleConn` (the last read) for a response read in one go, whose
+/// connection hyper-util puts back, and may hand to the next request, before the head
+/// reaches the caller.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ResponseHeadersInfo {
-    /// When it happened.
+    /// When the head was read (see above).
     pub at: Instant,
     /// The response status.
     pub status: StatusCode,
@@ -379,7 +391,10 @@ pub struct RedirectInfo {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PutIdleConnInfo {
-    /// When it happened: the end of the response was read from the connection.
+    /// When the end of the response was read from the connection (or the request's previous
+    /// event, if later: an upload that ended after it). It is delivered when the body reaches
+    /// its end, right before `ResponseBodyDone`, but stamped at the read: hyper-util may hand
+    /// the connection to the next request before the body reaches the caller.
     pub at: Instant,
     /// The connection's id.
     pub conn_id: u64,

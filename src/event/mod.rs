@@ -53,12 +53,18 @@ macro_rules! events {
         /// exactly one of `ResponseBodyDone`, `RequestFailed` or `RequestCanceled`, after which
         /// nothing of it is delivered but the end of an upload the server answered before
         /// reading it all: its `WroteRequest` when it ends, then `PutIdleConn` if the
-        /// connection goes back to the pool (it is not idle before). A dial the request started that goes on when it ends
-        /// (an idle connection served it first; hyper-util finishes the dial for the pool)
-        /// reports what it has open ended right before that last event, with
+        /// connection goes back to the pool (it is not idle before). A dial the request started
+        /// that goes on when another connection takes the request (hyper-util finishes it for
+        /// the pool) reports what it has open ended right before `GotConn`, with
         /// [`Canceled`](crate::error::Canceled) ("the request's wait for this dial"), and lets
-        /// the request's trace go. The HTTP/2 column: *exact* as on HTTP/1;
-        /// *per stream* when the request's stream is known (see
+        /// the request's trace go; so does one still going on when the request ends, right
+        /// before that last event.
+        ///
+        /// A request's events are delivered in the order of their instants. Each is stamped
+        /// when it happened as httptrace saw it, in the column below; an event seen on the
+        /// connection's or a dial's task while the request's own task delivered a later one (a
+        /// race of microseconds between two threads) takes that one's instant. The HTTP/2
+        /// column: *exact* as on HTTP/1; *per stream* when the request's stream is known (see
         /// [`TraceLayer`](crate::TraceLayer#http2)).
         ///
         /// | event | when (HTTP/1) | HTTP/2 |
@@ -72,12 +78,12 @@ macro_rules! events {
         /// | `WroteHeaders` | the request head is flushed | per stream |
         /// | `WroteRequest` | the head and the whole body are flushed, or writing failed | per stream |
         /// | `GotFirstResponseByte` | the response's first byte is read | per stream |
-        /// | `Got100Continue`, `Got1xxResponse` | each informational response | not emitted |
+        /// | `Got100Continue`, `Got1xxResponse` | each informational response: the read that brought it | not emitted |
         /// | `StreamReset` | - | per stream: `RST_STREAM` read or written |
         /// | `GoAway` | - | a `GOAWAY` frame is read |
-        /// | `ResponseHeaders` | the response head reaches the caller | exact |
+        /// | `ResponseHeaders` | the response head reaches the caller, stamped at the read that brought it (see [`ResponseHeadersInfo`]) | exact: when it reaches the caller |
         /// | `ResponseBodyDone` | the response body ends, fails or is dropped | exact |
-        /// | `PutIdleConn` | the connection can go back to the pool, right before `ResponseBodyDone`; not after `Connection: close`, an upgrade (`101`) or a tunnel (`CONNECT`); see [`PutIdleConnInfo`] for a race | not emitted (as in Go) |
+        /// | `PutIdleConn` | the connection can go back to the pool: delivered right before `ResponseBodyDone`, stamped at the response's last read; not after `Connection: close`, an upgrade (`101`) or a tunnel (`CONNECT`); see [`PutIdleConnInfo`] for a race | not emitted (as in Go) |
         /// | `Redirect` | a redirect is followed (reqwest) | exact |
         /// | `RequestFailed` | the client returned an error | exact |
         /// | `RequestCanceled` | the response future was dropped before it completed | exact |
@@ -120,6 +126,11 @@ macro_rules! events {
             /// When it happened (not when it was delivered).
             pub fn at(&self) -> Instant {
                 match self { $( Event::$variant(i) => i.at, )* }
+            }
+
+            /// Stamps it `at` instead.
+            pub(crate) fn set_at(&mut self, at: Instant) {
+                match self { $( Event::$variant(i) => i.at = at, )* }
             }
 
             /// The failure this event reports: `Some` exactly for the events that report one.
@@ -252,7 +263,8 @@ events! {
     Got1xxResponse(Got1xxResponseInfo) => got_1xx_response, "Got1xxResponse", none;
     /// `GotFirstResponseByte`: the first response byte was read.
     GotFirstResponseByte(GotFirstResponseByteInfo) => got_first_response_byte, "GotFirstResponseByte", none;
-    /// `ResponseHeaders`: the response head reached the caller.
+    /// `ResponseHeaders`: the response head reached the caller (stamped at the read that brought
+    /// it).
     ResponseHeaders(ResponseHeadersInfo) => response_headers, "ResponseHeaders", none;
     /// `ResponseBodyDone`: the response body ended, failed or was dropped.
     ResponseBodyDone(ResponseBodyDoneInfo) => response_body_done, "ResponseBodyDone", opt;

@@ -3,7 +3,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::Instant;
 
 use http::Response;
 use pin_project_lite::pin_project;
@@ -132,10 +131,12 @@ impl Pending {
             (Ok(res), ctx) => Ok((res, ctx)),
             (Err(err), Some(ctx)) => {
                 let error = RequestError::new(err.to_string(), ctx.cause());
-                ctx.finish(Event::RequestFailed(RequestFailedInfo {
-                    at: Instant::now(),
-                    error: SharedError::new(error),
-                }));
+                ctx.finish(|at| {
+                    Event::RequestFailed(RequestFailedInfo {
+                        at,
+                        error: SharedError::new(error),
+                    })
+                });
                 Err(err)
             }
             (Err(err), None) => Err(err),
@@ -146,15 +147,19 @@ impl Pending {
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(ctx) = self.0.take() {
-            ctx.finish(Event::RequestCanceled(RequestCanceledInfo {
-                at: Instant::now(),
-                error: SharedError::new(Canceled::new("request")),
-            }));
+            ctx.finish(|at| {
+                Event::RequestCanceled(RequestCanceledInfo {
+                    at,
+                    error: SharedError::new(Canceled::new("request")),
+                })
+            });
         }
     }
 }
 
-/// The response head reached the caller: `ResponseHeaders`; whether its connection may go back
+/// The response head reached the caller: `ResponseHeaders`, stamped at the read that brought
+/// it as far as reads are followed (its connection may be back in the pool already, and serving
+/// another request, when the head reaches the caller); whether its connection may go back
 /// to the pool after its body: not when the response hands it over (`101 Switching Protocols`,
 /// or a `CONNECT` answered with success: a tunnel), nor when either side asked to close it.
 pub(crate) fn response_head(
@@ -163,11 +168,13 @@ pub(crate) fn response_head(
     version: http::Version,
     headers: &http::HeaderMap,
 ) -> bool {
-    ctx.emit(Event::ResponseHeaders(ResponseHeadersInfo {
-        at: Instant::now(),
-        status,
-        version,
-    }));
+    ctx.emit_parsed(|at| {
+        Event::ResponseHeaders(ResponseHeadersInfo {
+            at,
+            status,
+            version,
+        })
+    });
     let handed_over =
         status == http::StatusCode::SWITCHING_PROTOCOLS || (ctx.tunnel() && status.is_success());
     !handed_over && !ctx.req_close() && crate::util::keeps_alive(version, headers)

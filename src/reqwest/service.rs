@@ -122,14 +122,14 @@ fn got_conn(ctx: &RequestCtx, res: &reqwest::Response) {
     let own = ctx
         .dialled()
         .filter(|own| own.local.is_some() && own.local == addrs.local);
-    let (reused, conn_id, at) = match own {
-        Some(own) => (false, own.conn_id, own.at),
+    let (reused, conn_id) = match own {
+        Some(own) => (false, own.conn_id),
         None => {
             let id = addrs
                 .local
                 .and_then(|local| registered((local, addrs.remote)))
                 .unwrap_or(0);
-            (true, id, ctx.start())
+            (true, id)
         }
     };
     let http2 = (res.version() == http::Version::HTTP_2).then_some(Http2Stream {
@@ -141,7 +141,8 @@ fn got_conn(ctx: &RequestCtx, res: &reqwest::Response) {
         Some(_) => Derived::ReqwestHttp2,
         None => Derived::Reqwest,
     };
-    ctx.emit(Event::GotConn(GotConnInfo {
+    // taken while the request waited, after its last event so far at the earliest
+    ctx.got_conn_derived(|at| GotConnInfo {
         at,
         reused,
         was_idle: reused,
@@ -151,7 +152,7 @@ fn got_conn(ctx: &RequestCtx, res: &reqwest::Response) {
         remote_addr: addrs.remote,
         http2,
         derived: Some(derived),
-    }));
+    });
 }
 
 /// The response with its body traced.

@@ -74,7 +74,6 @@ impl H2Conn {
         dispatch: Option<Dispatch>,
         opens_stream: bool,
     ) {
-        let at = Instant::now();
         let mut st = self.lock();
         let first_stream = self.first_stream.load(Ordering::Acquire);
         let task = self.task.load(Ordering::Acquire);
@@ -113,10 +112,7 @@ impl H2Conn {
         };
         let dialler = self.dialled_for == Some(ctx.id());
         let was_idle = streams_in_flight == 0 && (reused || !dialler);
-        let idle_time = match was_idle {
-            true => at.saturating_duration_since(st.idle_since),
-            false => Duration::ZERO,
-        };
+        let idle_since = st.idle_since;
         // a request refused before its stream opens names none, and that is exact
         let derived = (opens_stream && exact.is_none()).then_some(Derived::Http2StreamUnknown);
         st.opened += 1;
@@ -130,11 +126,14 @@ impl H2Conn {
         }
         st.attached.push(weak);
         drop(st);
-        ctx.emit_in_progress(Event::GotConn(GotConnInfo {
+        ctx.got_conn(|at| GotConnInfo {
             at,
             reused,
             was_idle,
-            idle_time,
+            idle_time: match was_idle {
+                true => at.saturating_duration_since(idle_since),
+                false => Duration::ZERO,
+            },
             conn_id: self.conn_id,
             local_addr: self.addrs.local,
             remote_addr: self.addrs.remote,
@@ -144,7 +143,7 @@ impl H2Conn {
                 waited_for_connect: !dialler && ctx.start() < self.preface_at,
             }),
             derived,
-        }));
+        });
     }
 
     /// The streams mapped changed (under the lock): how many now.

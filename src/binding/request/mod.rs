@@ -101,8 +101,6 @@ impl RequestFacts {
 pub(crate) struct OwnDial {
     pub(crate) conn_id: u64,
     pub(crate) local: Option<SocketAddr>,
-    /// When its connect ended.
-    pub(crate) at: Instant,
 }
 
 #[derive(Default)]
@@ -129,8 +127,13 @@ struct ReqState {
     /// Meanwhile the request keeps itself alive (hyper drops the request body once it has its
     /// last bytes, before they are all written): until the upload ends, or its connection.
     upload_keeper: Option<Arc<RequestCtx>>,
+    /// The exchange's response bytes are read by this request's HTTP/1 connection, whose reads
+    /// are followed: its response events are stamped at the read that brought them.
+    reads_followed: bool,
     /// When the last response bytes of this request's exchange were read.
     last_read: Option<Instant>,
+    /// The instant of the last event delivered.
+    last_at: Option<Instant>,
     /// The connection closed once the response had begun: `ConnectionClosed` waits for the
     /// request's end, delivered before it if the response fails, dropped if it completes (a
     /// close that follows a complete response, `Connection: close`, closes no exchange).
@@ -185,12 +188,16 @@ impl RequestCtx {
         self.id
     }
 
-    /// Delivers one event to the request's hooks (invariant 2).
+    /// Delivers one event to the request's hooks (invariant 2), stamped outside the request's
+    /// lock: never before an event delivered already (see [`on_wire`](Self::on_wire)).
     // inlined, the event is built and dropped where its variant is known: most variants have
     // nothing to drop
     #[inline]
-    pub(crate) fn emit(&self, event: Event) {
-        self.deliver(&event);
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn emit(&self, mut event: Event) {
+        let mut st = self.lock();
+        event.set_at(Self::on_wire(&st, event.at()));
+        self.deliver_locked(&mut st, &event);
     }
 
     /// Delivers one event that the caller keeps.
@@ -209,12 +216,71 @@ impl RequestCtx {
         }
     }
 
-    /// Delivers an event that only concerns a request still in progress: nothing once it ended.
-    pub(crate) fn emit_in_progress(&self, event: Event) {
+    /// Delivers an event seen on the connection's task that only concerns a request still in
+    /// progress (nothing once it ended), stamped [`on_wire`](Self::on_wire).
+    pub(crate) fn emit_in_progress(&self, mut event: Event) {
         let mut st = self.lock();
         if st.finished {
             return;
         }
+        event.set_at(Self::on_wire(&st, event.at()));
+        self.deliver_locked(&mut st, &event);
+    }
+
+    /// The instant of an event the connection's task saw `at` (a read or write completed):
+    /// `at`, or the request's last event if its own task delivered a later one meanwhile (two
+    /// threads, a race of microseconds), so that the request's events stay in time order.
+    #[inline]
+    fn on_wire(st: &ReqState, at: Instant) -> Instant {
+        st.last_at.map_or(at, |last| at.max(last))
+    }
+
+    /// The request got its connection: `GotConn`, built by `make` with the instant it is
+    /// stamped (under the lock), unless the request ended. The request waits for no dial of
+    /// its own after this: what they have open is reported ended right before it (canceled:
+    /// the connection, if made, goes to the pool), as when the request ends.
+    pub(crate) fn got_conn(&self, make: impl FnOnce(Instant) -> GotConnInfo) {
+        self.got_conn_at(|_| Instant::now(), make);
+    }
+
+    /// [`got_conn`](Self::got_conn) derived when the response came (reqwest, whose pool is
+    /// private): stamped at the request's last event so far, or its start.
+    #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
+    pub(crate) fn got_conn_derived(&self, make: impl FnOnce(Instant) -> GotConnInfo) {
+        self.got_conn_at(|st| st.last_at.unwrap_or(self.start), make);
+    }
+
+    fn got_conn_at(
+        &self,
+        stamp: impl FnOnce(&ReqState) -> Instant,
+        make: impl FnOnce(Instant) -> GotConnInfo,
+    ) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        let at = stamp(&st);
+        self.detach_dials(&mut st, at);
+        let event = Event::GotConn(make(at));
+        self.deliver_locked(&mut st, &event);
+    }
+
+    /// Delivers the event `make` builds with the instant of what the exchange just parsed
+    /// (a `1xx`, the response head), unless the request ended: on HTTP/1, whose reads are
+    /// followed, the exchange's last read (hyper parses what a read brings before it reads
+    /// again), else now; never before an event delivered already (an upload that ended
+    /// after an early answer was read): between the read that brought it and now.
+    pub(crate) fn emit_parsed(&self, make: impl FnOnce(Instant) -> Event) {
+        let mut st = self.lock();
+        if st.finished {
+            return;
+        }
+        let now = Instant::now();
+        let read = match st.last_read {
+            Some(at) if st.reads_followed => at.min(now),
+            _ => now,
+        };
+        let event = make(st.last_at.map_or(read, |last| read.max(last)));
         self.deliver_locked(&mut st, &event);
     }
 
@@ -227,21 +293,26 @@ impl RequestCtx {
         if st.finished {
             return;
         }
-        for event in &events {
-            self.deliver_locked(&mut st, event);
+        for mut event in events {
+            // stamped by the dial's task
+            event.set_at(Self::on_wire(&st, event.at()));
+            self.deliver_locked(&mut st, &event);
         }
     }
 
-    /// Emits a terminal event (a failure), unless one was emitted already.
-    pub(crate) fn finish(&self, event: Event) {
+    /// Emits a terminal event (a failure), built by `make` with the instant it is stamped (under
+    /// the lock: never before an event delivered already), unless one was emitted already.
+    pub(crate) fn finish(&self, make: impl FnOnce(Instant) -> Event) {
         let mut st = self.lock();
         if st.finished {
             return;
         }
-        self.detach_dials(&mut st, event.at());
-        if let Some(closed) = st.closed_after_response.take() {
+        let event = make(Instant::now());
+        if let Some(mut closed) = st.closed_after_response.take() {
+            closed.set_at(Self::on_wire(&st, closed.at()));
             self.deliver_locked(&mut st, &closed);
         }
+        self.detach_dials(&mut st, event.at());
         st.finished = true;
         self.deliver_locked(&mut st, &event);
     }
@@ -254,6 +325,8 @@ impl RequestCtx {
         if st.finished {
             return;
         }
+        let mut event = event;
+        event.set_at(Self::on_wire(&st, event.at()));
         match st.last_read {
             Some(_) => st.closed_after_response = Some(event),
             None => self.deliver_locked(&mut st, &event),
@@ -282,6 +355,7 @@ impl RequestCtx {
     /// of its failure.
     #[inline]
     fn note(st: &mut ReqState, event: &Event) {
+        st.last_at = Some(event.at());
         let error = match event {
             Event::GotConn(info) => {
                 // a new exchange: it read and wrote nothing yet
@@ -289,6 +363,7 @@ impl RequestCtx {
                 st.last_read = None;
                 st.on_the_wire = info.derived.is_none()
                     && info.http2.as_ref().is_none_or(|h| h.stream_id.is_some());
+                st.reads_followed = info.derived.is_none() && info.http2.is_none();
                 st.wrote_request = false;
                 return;
             }
@@ -297,7 +372,6 @@ impl RequestCtx {
                     st.dialled = Some(OwnDial {
                         conn_id,
                         local: info.local_addr,
-                        at: info.at,
                     });
                     return;
                 }
@@ -379,6 +453,7 @@ impl RequestCtx {
         let mut st = self.lock();
         st.last_read = Some(at);
         if first && !st.finished {
+            let at = Self::on_wire(&st, at);
             let event = Event::GotFirstResponseByte(GotFirstResponseByteInfo { at });
             self.deliver_locked(&mut st, &event);
         }
@@ -396,6 +471,7 @@ impl RequestCtx {
     /// under one lock; nothing once the request ended.
     pub(super) fn wrote(&self, at: Instant, headers: bool, request: bool) {
         let mut st = self.lock();
+        let at = Self::on_wire(&st, at);
         if st.finished {
             if request {
                 self.upload_ended(&mut st, at, None);
@@ -435,6 +511,7 @@ impl RequestCtx {
     pub(super) fn write_failed(&self, at: Instant, error: SharedError) {
         self.mark_conn_broken();
         let mut st = self.lock();
+        let at = Self::on_wire(&st, at);
         if st.finished {
             self.upload_ended(&mut st, at, Some(error));
             return;
@@ -505,19 +582,21 @@ impl RequestCtx {
         error: Option<SharedError>,
         keep_alive: bool,
     ) {
-        let now = Instant::now();
         let ok = error.is_none();
         let mut st = self.lock();
         if st.finished {
             return;
         }
-        self.detach_dials(&mut st, now);
+        let now = Instant::now();
         let closed = st.closed_after_response.take();
-        if let (Some(closed), false) = (closed, ok) {
+        if let (Some(mut closed), false) = (closed, ok) {
+            closed.set_at(Self::on_wire(&st, closed.at()));
             self.deliver_locked(&mut st, &closed);
         }
-        // PutIdleConn first: it happened when the response's last byte was read, before the
-        // body reached the caller, and ResponseBodyDone stays the request's last event
+        // PutIdleConn first: it happened when the response's last byte was read (or the
+        // exchange's last event, if later: the upload's end), before the body reached the
+        // caller; then what the request's dials have open ends now, and ResponseBodyDone
+        // stays the request's last event
         let put = st
             .conn_id
             .filter(|_| ok && keep_alive && !self.conn_broken());
@@ -527,10 +606,12 @@ impl RequestCtx {
             st.upload_after_end = Some(put);
             st.upload_keeper = Some(self.clone());
         } else if let Some(conn_id) = put {
-            let at = st.last_read.unwrap_or(now).min(now);
+            let read = st.last_read.unwrap_or(now).min(now);
+            let at = st.last_at.map_or(read, |last| read.max(last));
             let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
             self.deliver_locked(&mut st, &event);
         }
+        self.detach_dials(&mut st, now);
         st.finished = true;
         let event = Event::ResponseBodyDone(ResponseBodyDoneInfo {
             at: now,
@@ -568,15 +649,17 @@ pub(crate) fn informational(
     headers: &http::HeaderMap,
 ) {
     let Some(ctx) = ctx.upgrade() else { return };
-    let at = Instant::now();
+    // hyper parses it right after the read that brought it, in the connection's task
     if status == http::StatusCode::CONTINUE {
-        ctx.emit(Event::Got100Continue(Got100ContinueInfo { at }));
+        ctx.emit_parsed(|at| Event::Got100Continue(Got100ContinueInfo { at }));
     }
-    ctx.emit(Event::Got1xxResponse(Got1xxResponseInfo {
-        at,
-        status,
-        headers: headers.clone(),
-    }));
+    ctx.emit_parsed(|at| {
+        Event::Got1xxResponse(Got1xxResponseInfo {
+            at,
+            status,
+            headers: headers.clone(),
+        })
+    });
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ fn one_terminal_event_and_nothing_in_progress_after_it() {
     let rec = Recorder::new();
     let ctx = RequestCtx::new(rec.trace());
     let now = Instant::now();
-    ctx.finish(failed(now));
-    ctx.finish(failed(now));
+    ctx.finish(|_| failed(now));
+    ctx.finish(|_| failed(now));
     ctx.emit_in_progress(Event::WroteHeaders(WroteHeadersInfo { at: now }));
     ctx.response_finished(None);
     assert_eq!(rec.names(), ["RequestFailed"]);

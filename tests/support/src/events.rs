@@ -11,10 +11,59 @@ pub fn names(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(Event::name).collect()
 }
 
+/// The names of `events`, in order, once checked that they are in the order of their instants
+/// (see [`out_of_time_order`]): what every scenario test compares with the sequence it expects.
+#[track_caller]
+pub fn sequence(events: &[Event]) -> Vec<&'static str> {
+    if let Some(problem) = out_of_time_order(events) {
+        panic!("{problem}");
+    }
+    names(events)
+}
+
+/// [`sequence`] without a dial the request stopped waiting for when a pooled connection came
+/// back first (`ConnectStart`, then `ConnectDone` canceled, right before `GotConn`): hyper-util
+/// puts a connection back a moment after its response ends, from a task of its own, and a
+/// request that comes in between starts a dial.
+#[track_caller]
+pub fn sequence_but_lost_dial(events: &[Event]) -> Vec<&'static str> {
+    let mut all = sequence(events);
+    let Some(got) = all.iter().position(|n| *n == "GotConn") else {
+        return all;
+    };
+    if got >= 3 && all[got - 2..got] == ["ConnectStart", "ConnectDone"] {
+        let canceled = events[got - 1]
+            .error()
+            .is_some_and(|e| e.downcast_ref::<httptrace::error::Canceled>().is_some());
+        if canceled && !all[..got - 2].contains(&"ConnectStart") {
+            all.drain(got - 2..got);
+        }
+    }
+    all
+}
+
+/// The first event delivered before one stamped earlier, if any: a request's events are
+/// delivered in the order of their instants, as Go's hooks are called when things happen.
+pub fn out_of_time_order(events: &[Event]) -> Option<String> {
+    events.windows(2).find_map(|pair| {
+        let (a, b) = (&pair[0], &pair[1]);
+        (b.at() < a.at()).then(|| {
+            format!(
+                "{} delivered after {} but stamped {:?} before it, in {:?}",
+                b.name(),
+                a.name(),
+                a.at() - b.at(),
+                names(events)
+            )
+        })
+    })
+}
+
 /// The names of `events` but `ConnectionClosed`, which may come or not depending on when the
 /// connection's task notices the close.
+#[track_caller]
 pub fn names_but_closed(events: &[Event]) -> Vec<&'static str> {
-    names(events)
+    sequence(events)
         .into_iter()
         .filter(|n| *n != "ConnectionClosed")
         .collect()

@@ -16,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::{Layer, ServiceExt};
 
 use crate::clients::{traced, Body, SendTraced};
-use crate::events::names;
+use crate::events::{names, sequence};
 
 /// What the server saw of each request, by path.
 pub type Answered = Arc<Mutex<HashMap<String, Served>>>;
@@ -254,10 +254,16 @@ pub async fn fetch(
 pub const STREAM: &[&str] = crate::load::LOAD_CORE;
 
 /// The names of a request's events but those of connects (its own may end in the background,
-/// after it) and of the connection's life, which come when they come.
+/// after it) and of the connection's life, which come when they come; once checked that they
+/// are all in time order ([`sequence`]).
+#[track_caller]
 pub fn own(events: &[Event]) -> Vec<&'static str> {
-    names(events)
-        .into_iter()
+    own_of(sequence(events))
+}
+
+/// The names of `all` that [`own`] keeps.
+pub(crate) fn own_of(all: Vec<&'static str>) -> Vec<&'static str> {
+    all.into_iter()
         .filter(|n| {
             !matches!(
                 *n,

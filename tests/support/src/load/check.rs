@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use httptrace::Event;
 
 use super::{EventLog, LoadReport, LOAD_CORE};
-use crate::events::{names, unpaired};
+use crate::events::{names, out_of_time_order, unpaired};
 
 /// A request of the run, done.
 pub(super) struct Done {
@@ -84,6 +84,9 @@ impl Checker {
         let all = names(&ev);
         if let Some(msg) = unpaired(&ev) {
             v.add(|v| &mut v.unpaired, format!("request {id}: {msg}"));
+        }
+        if let Some(msg) = out_of_time_order(&ev) {
+            v.add(|v| &mut v.backwards, format!("request {id}: {msg}"));
         }
         let count = |n: &str| all.iter().filter(|m| **m == n).count();
         let core: Vec<&str> = all

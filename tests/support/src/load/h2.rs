@@ -10,8 +10,8 @@ use httptrace::Event;
 
 use super::rng;
 use crate::clients::{request, SendTraced};
-use crate::events::{names, unpaired};
-use crate::h2::{at, fetch, own, Answered, STREAM};
+use crate::events::{names, out_of_time_order, unpaired};
+use crate::h2::{at, fetch, own_of, Answered, STREAM};
 
 /// What [`run_h2_load`] found.
 #[derive(Debug, Default)]
@@ -81,6 +81,9 @@ impl Tally {
         if let Some(problem) = unpaired(events) {
             self.violation(problem);
         }
+        if let Some(problem) = out_of_time_order(events) {
+            self.violation(problem);
+        }
         let terminal = names(events)
             .into_iter()
             .filter(|n| matches!(*n, "ResponseBodyDone" | "RequestFailed" | "RequestCanceled"))
@@ -115,7 +118,7 @@ impl Tally {
             return self.violation(format!("{path}: no GotConn"));
         };
         self.conns.insert(got.conn_id);
-        if own(events) != STREAM {
+        if own_of(names(events)) != STREAM {
             return self.violation(format!("{path}: {:?}", names(events)));
         }
         let Some(served) = seen.lock().unwrap().remove(&path) else {

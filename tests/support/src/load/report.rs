@@ -18,6 +18,8 @@ pub struct Violations {
     /// Events out of order in a request, or exchanges overlapping on a connection, or a
     /// connection's first exchange marked reused (or a later one not).
     pub misordered: u64,
+    /// An event delivered after one stamped later: the request's events ran backwards.
+    pub backwards: u64,
     /// An event that has no business in this run (an error on loopback, a request failing...).
     pub unexpected: u64,
     /// Events delivered after the request ended and was checked.
@@ -34,6 +36,7 @@ impl Violations {
             + self.duplicated
             + self.unpaired
             + self.misordered
+            + self.backwards
             + self.unexpected
             + self.late
     }
@@ -118,8 +121,8 @@ impl std::fmt::Display for LoadReport {
         )?;
         write!(
             f,
-            "  violations: wrong request {}, lost {}, duplicated {}, unpaired {}, misordered {}, unexpected {}, late {} (total {})",
-            v.wrong_request, v.lost, v.duplicated, v.unpaired, v.misordered, v.unexpected, v.late, v.total()
+            "  violations: wrong request {}, lost {}, duplicated {}, unpaired {}, misordered {}, backwards {}, unexpected {}, late {} (total {})",
+            v.wrong_request, v.lost, v.duplicated, v.unpaired, v.misordered, v.backwards, v.unexpected, v.late, v.total()
         )?;
         for m in &v.first {
             write!(f, "\n    {m}")?;
