@@ -70,13 +70,18 @@ pub(crate) fn host_port(uri: &http::Uri) -> String {
 /// A key of the origin a URI is for (its host, case aside, and its port): what a dial to it and
 /// a request for it have in common. 0 when the URI has no host.
 pub(crate) fn origin_key(uri: &http::Uri) -> u64 {
-    let Some(host) = uri.host() else {
-        return 0;
-    };
+    match uri.host() {
+        Some(host) => host_key(host, default_port(uri)),
+        None => 0,
+    }
+}
+
+/// [`origin_key`] of `host` and `port`.
+pub(crate) fn host_key(host: &str, port: u16) -> u64 {
     // FNV-1a over the host's bytes, lowercased, then the port
     let mut key: u64 = 0xcbf2_9ce4_8422_2325;
     let bytes = host.bytes().map(|b| b.to_ascii_lowercase());
-    for b in bytes.chain(default_port(uri).to_be_bytes()) {
+    for b in bytes.chain(port.to_be_bytes()) {
         key = (key ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     key.max(1)

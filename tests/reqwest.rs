@@ -113,6 +113,9 @@ async fn fresh_then_reused() {
         (Event::DnsDone(d), Event::ConnectStart(s), Event::ConnectDone(c)) => {
             assert_eq!(d.addrs, vec![server.addr.ip()]);
             assert_eq!(s.at, d.at);
+            // the lookup was of the request's own host, with one answer: that is where it goes
+            assert_eq!(s.addr, Some(server.addr));
+            assert_eq!(c.addr, Some(server.addr));
             assert_eq!(c.conn_id, Some(got.conn_id));
             assert_eq!(c.local_addr, Some(peer));
         }
@@ -141,6 +144,39 @@ async fn fresh_then_reused() {
         "the same connection, by the id its connect got"
     );
     assert_eq!(res.headers["x-peer"], peer.to_string().as_str());
+}
+
+/// Through an HTTP proxy, reqwest looks up the proxy's name, not the request's host: the lookup
+/// says nothing of the request's port, so `ConnectStart` names no address (a guess would name
+/// the request's port at the proxy's address); `ConnectDone` names the proxy connected to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_a_proxy_connect_start_names_no_guess() {
+    let server = Server::start().await;
+    httptrace_test_support::tls::install_provider();
+    let proxy = format!("http://proxy.test:{}", server.addr.port());
+    let client = reqwest::Client::builder()
+        .dns_resolver(TracingResolve::new(StaticResolve {
+            addrs: Ok(vec![server.addr]),
+            delay: Duration::ZERO,
+        }))
+        .connector_layer(connector_layer())
+        .proxy(reqwest::Proxy::http(&proxy).unwrap())
+        .build()
+        .unwrap();
+    let svc = TraceLayer::new().layer(client.clone());
+    let rec = Recorder::new();
+    // the origin's name is never looked up: the proxy (the test server) answers for it
+    send(&svc, &client, "http://origin.test:1/", rec.trace()).await;
+    let events = rec.events();
+    assert_eq!(sequence(&events), FRESH_REQWEST);
+    match (&events[1], &events[3], &events[4]) {
+        (Event::DnsStart(d), Event::ConnectStart(s), Event::ConnectDone(c)) => {
+            assert_eq!(d.host, "proxy.test");
+            assert_eq!(s.addr, None);
+            assert_eq!(c.addr, Some(server.addr));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

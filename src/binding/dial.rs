@@ -63,6 +63,9 @@ impl ReqLink {
 
 #[derive(Debug, Default)]
 struct DialState {
+    /// The port dialled, learnt from a lookup of the request's own host when the connector's
+    /// request didn't tell it (reqwest's).
+    port: Option<u16>,
     connect_started: bool,
     connect_done: bool,
     dns_open: bool,
@@ -141,13 +144,21 @@ impl DialCtx {
         });
     }
 
+    /// DNSStart of `host`. When the dial doesn't know its port (reqwest's connector hides its
+    /// destination), a lookup of the request's own host is for the request's own connect (a
+    /// proxy's is of another name): its port is the request's.
     pub(crate) fn dns_start(&self, host: &str) {
+        let port = match self.port {
+            Some(_) => None,
+            None => self.req.get().and_then(|req| req.port_if_host(host)),
+        };
         self.req.emit_decided(|| {
             let mut st = self.lock();
             if st.detached {
                 return Vec::new();
             }
             st.dns_open = true;
+            st.port = port;
             vec![Event::DnsStart(DnsStartInfo {
                 at: Instant::now(),
                 host: host.to_owned(),
@@ -168,7 +179,7 @@ impl DialCtx {
                 Ok(addrs) => {
                     let start = !st.connect_started && !st.attempts;
                     st.connect_started |= start;
-                    let addr = match (addrs.as_slice(), self.port) {
+                    let addr = match (addrs.as_slice(), self.port.or(st.port)) {
                         ([only], Some(port)) => Some(SocketAddr::new(only.ip(), port)),
                         _ => None,
                     };

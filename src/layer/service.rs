@@ -167,6 +167,7 @@ where
         let facts = RequestFacts {
             start,
             origin: crate::util::origin_key(req.uri()),
+            port: crate::util::default_port(req.uri()),
             capture: match self.layer.http2_streams {
                 true => capture_connection(&mut req, caller_extensions),
                 false => None,

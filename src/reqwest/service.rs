@@ -40,6 +40,7 @@ where
             };
         };
         let start = Instant::now();
+        let uri = req.url().as_str().parse::<http::Uri>().unwrap_or_default();
         let ctx = RequestCtx::with_facts(
             trace,
             RequestFacts {
@@ -47,10 +48,11 @@ where
                 recorded: record_timings.then(|| Timings::recorded_from(start)),
                 req_close: !crate::util::keeps_alive(req.version(), req.headers()),
                 tunnel: req.method() == http::Method::CONNECT,
+                origin: crate::util::origin_key(&uri),
+                port: crate::util::default_port(&uri),
                 ..RequestFacts::starting_now()
             },
         );
-        let uri = req.url().as_str().parse::<http::Uri>().unwrap_or_default();
         ctx.emit(Event::GetConn(GetConnInfo {
             at: ctx.start(),
             method: req.method().clone(),

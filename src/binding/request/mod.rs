@@ -48,6 +48,8 @@ pub(crate) struct RequestCtx {
     /// The origin the request is for (`util::origin_key`; 0: unknown): a dial to another
     /// origin, made while its task runs, is not its own (a side request of a middleware).
     origin: u64,
+    /// The port of that origin (0: unknown).
+    port: u16,
     /// What the layer records for this request and puts in its response.
     recorded: Option<Arc<dyn Recorded>>,
     /// The request asked to close its connection (`Connection: close`, HTTP/1.0).
@@ -73,6 +75,8 @@ pub(crate) struct RequestFacts {
     pub(crate) capture: Option<CaptureConnection>,
     /// The origin the request is for (`util::origin_key`; 0: unknown).
     pub(crate) origin: u64,
+    /// The port of that origin (0: unknown).
+    pub(crate) port: u16,
     /// What to record for the request and put in its response (the layer's `Timings`).
     pub(crate) recorded: Option<Arc<dyn Recorded>>,
     pub(crate) req_close: bool,
@@ -88,6 +92,7 @@ impl RequestFacts {
             start: Instant::now(),
             capture: None,
             origin: 0,
+            port: 0,
             recorded: None,
             req_close: false,
             tunnel: false,
@@ -163,6 +168,7 @@ impl RequestCtx {
             conn_broken: AtomicBool::new(false),
             capture: facts.capture,
             origin: facts.origin,
+            port: facts.port,
             recorded: facts.recorded,
             req_close: facts.req_close,
             tunnel: facts.tunnel,
@@ -175,6 +181,13 @@ impl RequestCtx {
     fn lock(&self) -> MutexGuard<'_, ReqState> {
         // hooks run under this lock and are contained with catch_unwind, but never panic on poison
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The port of the request's origin, if `host` is its host (a lookup of `host` is then for
+    /// the request's own connect, not for a proxy's).
+    pub(crate) fn port_if_host(&self, host: &str) -> Option<u16> {
+        let own = self.port != 0 && self.origin == crate::util::host_key(host, self.port);
+        own.then_some(self.port)
     }
 
     /// Whether a dial to the origin `origin` (`util::origin_key`) can be this request's: the
