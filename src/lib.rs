@@ -58,6 +58,9 @@
 //! - `tracing`: `TracingHooks`, spans and events for the `tracing` ecosystem; hook panics are
 //!   reported through it.
 //! - `opentelemetry`: `Otel`, metrics and spans under the OpenTelemetry HTTP conventions.
+//! - `test-util`: the real client over in-memory connections, scripted per connection
+//!   (module `test_util`), for unit-testing middleware; turns on tokio's `test-util` (a paused
+//!   clock).
 
 #![forbid(unsafe_code)]
 #![warn(
@@ -76,6 +79,8 @@ pub mod event;
 pub mod layer;
 #[cfg(feature = "reqwest")]
 pub mod reqwest;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 mod trace;
 mod util;
 

@@ -20,6 +20,13 @@ impl ConnAddrs {
     pub(crate) fn of<T: Connection + ?Sized>(io: &T) -> Self {
         let mut ext = http::Extensions::new();
         io.connected().get_extras(&mut ext);
+        #[cfg(feature = "test-util")]
+        if let Some(mem) = ext.get::<crate::test_util::MemoryAddrs>() {
+            return Self {
+                local: Some(mem.local),
+                remote: Some(mem.remote),
+            };
+        }
         Self::from_info(ext.get::<HttpInfo>())
     }
 
@@ -35,6 +42,15 @@ impl ConnAddrs {
     pub(crate) fn key(&self) -> Option<(SocketAddr, SocketAddr)> {
         Some((self.local?, self.remote?))
     }
+}
+
+/// Now, on tokio's clock: the system's monotonic clock in production (the same call as
+/// `std::time::Instant::now()`), and the test's clock when a test paused it
+/// (`tokio::time::pause`, `start_paused`), so that scripted delays are reported exactly. Every
+/// event is stamped with it.
+#[inline]
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// The URI's port, or its scheme's default.

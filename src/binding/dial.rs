@@ -94,7 +94,7 @@ impl DialCtx {
             request_id: req.id(),
             req: ReqLink(Mutex::new(Some(req.clone()))),
             conn_id: next_conn_id(),
-            call_at: Instant::now(),
+            call_at: crate::util::now(),
             port,
             state: Mutex::new(DialState::default()),
         });
@@ -137,7 +137,7 @@ impl DialCtx {
             st.connect_started = true;
             st.addr = addr;
             vec![Event::ConnectStart(ConnectStartInfo {
-                at: Instant::now(),
+                at: crate::util::now(),
                 network: "tcp",
                 addr,
             })]
@@ -160,7 +160,7 @@ impl DialCtx {
             st.dns_open = true;
             st.port = port;
             vec![Event::DnsStart(DnsStartInfo {
-                at: Instant::now(),
+                at: crate::util::now(),
                 host: host.to_owned(),
             })]
         });
@@ -168,7 +168,7 @@ impl DialCtx {
 
     /// DNSDone; on success the connect starts right after it.
     pub(crate) fn dns_done(&self, result: Result<Vec<SocketAddr>, SharedError>) {
-        let at = Instant::now();
+        let at = crate::util::now();
         self.req.emit_decided(|| {
             let mut st = self.lock();
             if st.detached {
@@ -222,7 +222,7 @@ impl DialCtx {
             }
             st.open_attempts.push(addr);
             vec![Event::ConnectStart(ConnectStartInfo {
-                at: Instant::now(),
+                at: crate::util::now(),
                 network: "tcp",
                 addr: Some(addr),
             })]
@@ -256,7 +256,7 @@ impl DialCtx {
     }
 
     fn done_info(&self, dialled: Option<SocketAddr>, result: DialResult) -> ConnectDoneInfo {
-        let at = Instant::now();
+        let at = crate::util::now();
         match result {
             Ok(addrs) => ConnectDoneInfo {
                 at,
@@ -318,7 +318,7 @@ impl DialCtx {
             st.tls_started = true;
             st.server_name = server_name.clone();
             vec![Event::TlsHandshakeStart(TlsHandshakeStartInfo {
-                at: Instant::now(),
+                at: crate::util::now(),
                 server_name,
             })]
         });
@@ -357,7 +357,7 @@ impl DialCtx {
                     Err(e) => (None, Some(e)),
                 };
                 vec![Event::TlsHandshakeDone(TlsHandshakeDoneInfo {
-                    at: Instant::now(),
+                    at: crate::util::now(),
                     state,
                     error,
                 })]

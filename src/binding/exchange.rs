@@ -56,7 +56,7 @@ struct Exchange {
 
 impl ConnSide {
     pub(crate) fn new(conn_id: u64, dialled_for: Option<RequestId>) -> Self {
-        let now = Instant::now();
+        let now = crate::util::now();
         Self {
             conn_id,
             created: now,
@@ -190,7 +190,7 @@ impl ConnSide {
 
     fn report_flush(ex: &mut Exchange) {
         let Some(ctx) = ex.req.upgrade() else { return };
-        let at = Instant::now();
+        let at = crate::util::now();
         let headers_reported = std::mem::replace(&mut ex.wrote_headers, true);
         ex.wrote_request = ctx.flushed(at, headers_reported);
     }
@@ -207,7 +207,7 @@ impl ConnSide {
         }
         ex.wrote_request = true;
         if let Some(ctx) = ex.req.upgrade() {
-            ctx.write_failed(Instant::now(), error);
+            ctx.write_failed(crate::util::now(), error);
         }
     }
 
@@ -226,7 +226,7 @@ impl ConnSide {
     /// A read completed, its length unknown (no traced request is served): the exchange read
     /// its response, and the idle time starts now at the latest.
     pub(crate) fn read_completed(&mut self) {
-        self.idle_since = Instant::now();
+        self.idle_since = crate::util::now();
         self.read_in_exchange = true;
     }
 
@@ -236,7 +236,7 @@ impl ConnSide {
             self.mark_broken();
             return;
         }
-        let at = Instant::now();
+        let at = crate::util::now();
         self.idle_since = at;
         self.read_in_exchange = true;
         let Some(ex) = self.exchange.as_mut() else {
@@ -266,7 +266,7 @@ impl ConnSide {
     /// The connection is gone (its IO is dropped).
     pub(crate) fn closed(&mut self) {
         if let Some(h2) = self.h2.take() {
-            let at = Instant::now();
+            let at = crate::util::now();
             let event = Event::ConnectionClosed(ConnectionClosedInfo {
                 at,
                 conn_id: self.conn_id,
@@ -281,7 +281,7 @@ impl ConnSide {
         if ctx.is_none() && self.observer.is_none() {
             return;
         }
-        let at = Instant::now();
+        let at = crate::util::now();
         let event = Event::ConnectionClosed(ConnectionClosedInfo {
             at,
             conn_id: self.conn_id,
@@ -461,7 +461,7 @@ mod tests {
         conn.flushed();
         conn.read(5);
         conn.write_failed(&std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        ctx.wrote(Instant::now(), true, true);
+        ctx.wrote(crate::util::now(), true, true);
         assert_eq!(rec.names(), ["GotConn", "RequestCanceled"]);
     }
 

@@ -263,7 +263,7 @@ where
 /// Tells a connection observer that a connection was made.
 fn opened(observer: &ClientTrace, conn_id: u64, addrs: ConnAddrs) {
     observer.emit(&Event::ConnectDone(ConnectDoneInfo {
-        at: std::time::Instant::now(),
+        at: crate::util::now(),
         network: "tcp",
         addr: addrs.remote,
         local_addr: addrs.local,

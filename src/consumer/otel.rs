@@ -303,7 +303,7 @@ struct Req {
 
 /// The wall-clock time of an `Instant` (spans take `SystemTime`s).
 fn wall(at: Instant) -> SystemTime {
-    let ago = Instant::now().saturating_duration_since(at);
+    let ago = crate::util::now().saturating_duration_since(at);
     SystemTime::now()
         .checked_sub(ago)
         .unwrap_or_else(SystemTime::now)

@@ -86,7 +86,7 @@ const MARKS: usize = Mark::End as usize + 1;
 
 impl Default for Recording {
     fn default() -> Self {
-        Self::starting_at(Instant::now())
+        Self::starting_at(crate::util::now())
     }
 }
 
@@ -493,7 +493,7 @@ mod tests {
     /// hook) keeps their instants.
     #[test]
     fn events_from_before_the_timings_keep_their_instants() {
-        let t0 = Instant::now();
+        let t0 = crate::util::now();
         let ms = Duration::from_millis;
         let events = [
             get_conn(t0),
@@ -516,7 +516,7 @@ mod tests {
     /// so; with one, `ResponseHeaders` changes nothing.
     #[test]
     fn no_first_byte_splits_at_the_head() {
-        let t0 = Instant::now();
+        let t0 = crate::util::now();
         let ms = Duration::from_millis;
         let head = |at| {
             Event::ResponseHeaders(ResponseHeadersInfo {
@@ -555,7 +555,7 @@ mod tests {
     /// own dial, whose phases then don't count.
     #[test]
     fn connection_zero_is_a_connection() {
-        let t0 = Instant::now();
+        let t0 = crate::util::now();
         let ms = Duration::from_millis;
         // a dial from 1 to 5 ms that made connection 5, then `served_by` at 6 ms
         let dial_then = |served_by: u64, reused: bool| {

@@ -1,7 +1,6 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use http::{Request, Response};
 use tower_service::Service;
@@ -163,7 +162,7 @@ where
         // what the caller left in the extensions (most requests: nothing) must survive the
         // values httptrace puts there
         let caller_extensions = !req.extensions().is_empty();
-        let start = Instant::now();
+        let start = crate::util::now();
         let facts = RequestFacts {
             start,
             origin: crate::util::origin_key(req.uri()),

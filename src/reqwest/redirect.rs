@@ -1,7 +1,6 @@
 //! A `Redirect` event per hop, through `reqwest::ClientBuilder::redirect`.
 
 use std::error::Error as StdError;
-use std::time::Instant;
 
 use crate::binding;
 use crate::event::{Event, RedirectInfo};
@@ -21,7 +20,7 @@ pub fn redirect_policy(max: usize) -> reqwest::redirect::Policy {
         let hop = attempt.previous().len();
         if let Some(ctx) = binding::current_request() {
             ctx.emit(Event::Redirect(RedirectInfo {
-                at: Instant::now(),
+                at: crate::util::now(),
                 status: attempt.status(),
                 to: attempt.url().to_string(),
                 hop,

@@ -4,7 +4,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpInfo;
 use pin_project_lite::pin_project;
@@ -39,7 +39,7 @@ where
                 traced: Pending::untraced(),
             };
         };
-        let start = Instant::now();
+        let start = crate::util::now();
         let uri = req.url().as_str().parse::<http::Uri>().unwrap_or_default();
         let ctx = RequestCtx::with_facts(
             trace,

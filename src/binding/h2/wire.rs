@@ -56,7 +56,7 @@ impl H2Side {
     /// The HTTP/2 side of connection `conn_id`, dialled for `dialled_for`, whose client preface
     /// is being written now.
     pub(crate) fn new(conn_id: u64, dialled_for: Option<RequestId>, addrs: ConnAddrs) -> Self {
-        let now = Instant::now();
+        let now = crate::util::now();
         let shared = Arc::new(H2Conn {
             conn_id,
             dialled_for,
@@ -103,7 +103,7 @@ impl H2Side {
 
     /// Bytes were written (accepted by the transport).
     pub(crate) fn wrote(&mut self, bytes: &[u8]) {
-        let at = Instant::now();
+        let at = crate::util::now();
         let H2Side { out, wire, .. } = self;
         out.feed(bytes, |seen| {
             if let Seen::End(head, payload) = seen {
@@ -120,7 +120,7 @@ impl H2Side {
         dialler: Option<&Weak<RequestCtx>>,
         observer: Option<&ClientTrace>,
     ) {
-        let at = Instant::now();
+        let at = crate::util::now();
         let H2Side { inn, wire, .. } = self;
         inn.feed(bytes, |seen| match seen {
             Seen::Start(head) => wire.frame_started(head, at),

@@ -89,7 +89,7 @@ impl RequestFacts {
     #[cfg(any(test, feature = "reqwest"))]
     pub(crate) fn starting_now() -> Self {
         Self {
-            start: Instant::now(),
+            start: crate::util::now(),
             capture: None,
             origin: 0,
             port: 0,
@@ -253,7 +253,7 @@ impl RequestCtx {
     /// its own after this: what they have open is reported ended right before it (canceled:
     /// the connection, if made, goes to the pool), as when the request ends.
     pub(crate) fn got_conn(&self, make: impl FnOnce(Instant) -> GotConnInfo) {
-        self.got_conn_at(|_| Instant::now(), make);
+        self.got_conn_at(|_| crate::util::now(), make);
     }
 
     /// [`got_conn`](Self::got_conn) derived when the response came (reqwest, whose pool is
@@ -288,7 +288,7 @@ impl RequestCtx {
         if st.finished {
             return;
         }
-        let now = Instant::now();
+        let now = crate::util::now();
         let read = match st.last_read {
             Some(at) if st.reads_followed => at.min(now),
             _ => now,
@@ -320,7 +320,7 @@ impl RequestCtx {
         if st.finished {
             return;
         }
-        let event = make(Instant::now());
+        let event = make(crate::util::now());
         if let Some(mut closed) = st.closed_after_response.take() {
             closed.set_at(Self::on_wire(&st, closed.at()));
             self.deliver_locked(&mut st, &closed);
@@ -600,7 +600,7 @@ impl RequestCtx {
         if st.finished {
             return;
         }
-        let now = Instant::now();
+        let now = crate::util::now();
         let closed = st.closed_after_response.take();
         if let (Some(mut closed), false) = (closed, ok) {
             closed.set_at(Self::on_wire(&st, closed.at()));

@@ -14,7 +14,7 @@ fn failed(at: Instant) -> Event {
 fn one_terminal_event_and_nothing_in_progress_after_it() {
     let rec = Recorder::new();
     let ctx = RequestCtx::new(rec.trace());
-    let now = Instant::now();
+    let now = crate::util::now();
     ctx.finish(|_| failed(now));
     ctx.finish(|_| failed(now));
     ctx.emit_in_progress(Event::WroteHeaders(WroteHeadersInfo { at: now }));
@@ -26,7 +26,7 @@ fn one_terminal_event_and_nothing_in_progress_after_it() {
 fn put_idle_conn_comes_before_the_body_done_stamped_at_the_last_read() {
     let rec = Recorder::new();
     let ctx = RequestCtx::new(rec.trace());
-    let t0 = Instant::now();
+    let t0 = crate::util::now();
     ctx.deliver(&Event::GotConn(GotConnInfo {
         at: t0,
         reused: false,
@@ -67,7 +67,7 @@ fn put_idle_conn_comes_before_the_body_done_stamped_at_the_last_read() {
 fn an_upload_still_going_when_the_response_ends_comes_after_it() {
     let rec = Recorder::new();
     let ctx = RequestCtx::new(rec.trace());
-    let t0 = Instant::now();
+    let t0 = crate::util::now();
     ctx.deliver(&Event::GotConn(GotConnInfo {
         at: t0,
         reused: false,
@@ -85,7 +85,7 @@ fn an_upload_still_going_when_the_response_ends_comes_after_it() {
     ctx.response_finished(None);
     // the request keeps itself while its upload goes on
     assert_eq!(Arc::strong_count(&ctx), 2);
-    let later = Instant::now();
+    let later = crate::util::now();
     ctx.wrote(later, false, true);
     assert_eq!(
         rec.names(),
@@ -100,7 +100,7 @@ fn an_upload_still_going_when_the_response_ends_comes_after_it() {
     assert_eq!(rec.events()[4].at(), later);
     assert_eq!(Arc::strong_count(&ctx), 1);
     // nothing more after that
-    ctx.wrote(Instant::now(), true, true);
+    ctx.wrote(crate::util::now(), true, true);
     assert_eq!(rec.names().len(), 5);
 }
 
@@ -122,7 +122,7 @@ fn a_body_dropped_before_its_end_is_canceled_and_pools_nothing() {
 #[test]
 fn a_cancellation_is_the_cause_only_when_nothing_else_failed() {
     let ctx = RequestCtx::new(ClientTrace::empty());
-    let at = Instant::now();
+    let at = crate::util::now();
     let dns = |error: SharedError| {
         Event::DnsDone(DnsDoneInfo {
             at,
@@ -148,7 +148,7 @@ fn hooks_are_told_the_request() {
     }
     let trace = ClientTrace::new(Ids(seen.clone()));
     let (a, b) = (RequestCtx::new(trace.clone()), RequestCtx::new(trace));
-    let at = Instant::now();
+    let at = crate::util::now();
     a.emit(Event::WroteHeaders(WroteHeadersInfo { at }));
     b.emit(Event::WroteHeaders(WroteHeadersInfo { at }));
     assert_ne!(a.id(), b.id());
