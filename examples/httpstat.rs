@@ -61,8 +61,8 @@ use http::uri::Scheme;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 use httptrace::{
-    connect::HttpsStack, error::SharedError, event::TlsState, Event, Recorder, RequestBody,
-    Timings, Trace, TraceLayer, TracingConnector,
+    connect::HttpsStack, error::SharedError, event::TlsState, ClientTrace, Event, Recorder,
+    RequestBody, Timeline, Timings, Trace, TraceLayer, TracingConnector,
 };
 use hyper_util::client::legacy::connect::Connect;
 use hyper_util::client::legacy::Client;
@@ -87,6 +87,7 @@ usage: cargo run --example httpstat -- [OPTIONS] [http(s)://URL]
   --data-binary DATA      a body sent as is; @FILE reads it from FILE
   -n COUNT                the same request COUNT times on one client, then a summary
   --json                  one JSON object per request, on a line of its own
+  --timeline FILE.html    draw the requests (with -n) on one page: httptrace::Timeline
   -h, --help              this text
 Without a URL: four requests to built-in loopback servers (HTTP and HTTPS, fresh and reused).";
 const SERVER_DELAY: Duration = Duration::from_millis(20);
@@ -167,6 +168,8 @@ struct Options {
     data: Option<(Bytes, bool)>,
     count: usize,
     json: bool,
+    /// Where to write the timeline page of the requests (`--timeline`).
+    timeline: Option<PathBuf>,
 }
 
 /// The HTTP version asked for.
@@ -190,6 +193,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
         data: None,
         count: 1,
         json: false,
+        timeline: None,
     };
     let mut needs_url = None;
     while let Some(arg) = args.next() {
@@ -203,6 +207,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>,
             "--http1.1" => opts.version = Some(Wire::Http1),
             "--http2" => opts.version = Some(Wire::Http2),
             "--json" => opts.json = true,
+            "--timeline" => opts.timeline = Some(PathBuf::from(value("--timeline")?)),
             "-X" | "--request" => {
                 let m = value("-X")?;
                 opts.method = Some(m.parse().map_err(|_| format!("invalid method {m:?}"))?);
@@ -403,6 +408,7 @@ where
         (None, None) => Method::GET,
     };
     let mut all = Vec::with_capacity(opts.count);
+    let timeline = opts.timeline.as_ref().map(|_| Timeline::new(opts.count));
     for i in 1..=opts.count {
         let mut req = Request::new(Full::new(
             opts.data
@@ -412,6 +418,9 @@ where
         *req.method_mut() = method.clone();
         *req.uri_mut() = uri.clone();
         *req.headers_mut() = opts.headers.clone();
+        if let Some(timeline) = &timeline {
+            req.extensions_mut().insert(timeline.trace());
+        }
         if let Some((_, true)) = opts.data {
             req.headers_mut()
                 .entry(CONTENT_TYPE)
@@ -439,6 +448,19 @@ where
     }
     if all.len() > 1 && !opts.json {
         print_summary(&all);
+    }
+    if let (Some(timeline), Some(path)) = (timeline, &opts.timeline) {
+        if let Err(e) = std::fs::write(path, timeline.html()) {
+            eprintln!("httpstat: cannot write {}: {e}", path.display());
+            return false;
+        }
+        if !opts.json {
+            println!(
+                "\nTimeline of the {} requests: {}",
+                timeline.len(),
+                path.display()
+            );
+        }
     }
     true
 }
@@ -546,7 +568,12 @@ where
     let tls = req.uri().scheme() == Some(&Scheme::HTTPS);
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let rec = Recorder::new();
-    req.extensions_mut().insert(rec.trace());
+    // with what the caller attached (a timeline)
+    let trace = match req.extensions_mut().remove::<ClientTrace>() {
+        Some(theirs) => rec.trace().compose(theirs),
+        None => rec.trace(),
+    };
+    req.extensions_mut().insert(trace);
     let failed = |e: &(dyn StdError + 'static)| match report.json {
         true => println!(
             "{}",

@@ -90,6 +90,7 @@ pub use crate::consumer::otel::Otel;
 pub use crate::consumer::recorder::Recorder;
 #[cfg(feature = "tracing")]
 pub use crate::consumer::spans::TracingHooks;
+pub use crate::consumer::timeline::Timeline;
 pub use crate::consumer::timings::Timings;
 pub use crate::event::{Event, Hooks};
 pub use crate::layer::{on_informational, RequestBody, ResponseBody, Trace, TraceLayer};

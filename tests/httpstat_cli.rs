@@ -204,6 +204,44 @@ async fn repeated_requests_reuse_the_connection_and_sum_up() {
     assert!(summary.lines().any(|l| l.starts_with("Total")), "{summary}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_page_draws_the_requests() {
+    let server = Https::start().await;
+    let pem = server.pem.to_str().unwrap();
+    let page = std::env::temp_dir().join(format!("httptrace-timeline-{}.html", std::process::id()));
+    let path = page.to_str().unwrap();
+    let out = ok(&server
+        .run(&["--cacert", pem, "--http1.1", "-n", "3", "--timeline", path])
+        .await);
+    assert!(
+        out.contains(&format!("Timeline of the 3 requests: {path}")),
+        "{out}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let _ = std::fs::remove_file(&page);
+    let rows: Vec<&str> = html.split("<g class=\"row").skip(1).collect();
+    assert_eq!(rows.len(), 3, "{html}");
+    // the first dials (its connect and handshake drawn), the others reuse its connection
+    assert!(rows[0].contains("conn #1 fresh") && rows[0].contains("<rect class=\"tls\""));
+    for row in &rows[1..] {
+        assert!(row.contains("conn #1 reused") && !row.contains("<rect class=\"tls\""));
+    }
+    assert!(
+        html.contains("<tr><th>reused</th><td>2 of 3 (67%)</td></tr>"),
+        "{html}"
+    );
+
+    let out = server
+        .run(&["--cacert", pem, "--timeline", "/nonexistent/dir/t.html"])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot write /nonexistent/dir/t.html"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// The names of the events of one `--json` object, once checked that their offsets never run
 /// backwards.
 #[track_caller]

@@ -1,11 +1,12 @@
 //! Ready-made consumers of the events: [`Recorder`] keeps them, [`Timings`] turns them into
-//! phases.
+//! phases, [`Timeline`] draws many requests.
 
 #[cfg(feature = "opentelemetry")]
 pub(crate) mod otel;
 pub(crate) mod recorder;
 #[cfg(feature = "tracing")]
 pub(crate) mod spans;
+pub(crate) mod timeline;
 pub(crate) mod timings;
 
 /// OpenTelemetry's `error.type` for an event that reports a failure: a low-cardinality class.
