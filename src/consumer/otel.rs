@@ -26,23 +26,27 @@ use crate::trace::ClientTrace;
 ///   [`TracingConnector::observe_connections`](crate::TracingConnector::observe_connections),
 ///   for the connection metrics.
 ///
-/// Metrics (seconds for durations):
+/// Metrics, under the HTTP client conventions the 0.33 crates follow (semantic conventions
+/// 1.3x); durations in seconds, in the advised buckets (`0.005` to `10` s), set by httptrace
+/// without a `View`:
 ///
-/// | name | kind | attributes |
-/// |---|---|---|
-/// | `http.client.request.duration` | histogram, `s`: `GetConn` to the body's end (or the failure) | `http.request.method`, `server.address`, `server.port`, `http.response.status_code`, `error.type` |
-/// | `http.client.active_requests` | up-down counter | `http.request.method`, `server.address`, `server.port` |
-/// | `http.client.open_connections` | up-down counter, needs the connection observer | `http.connection.state` (`active`/`idle`), `network.peer.address`, `server.port` |
-/// | `http.client.connection.duration` | histogram, `s`, needs the connection observer | `network.peer.address`, `server.port` |
-/// | `dns.lookup.duration` | histogram, `s` | `dns.question.name`, `error.type` |
-/// | `httptrace.client.connect.duration` (httptrace's own) | histogram, `s`, per address attempt | `network.peer.address`, `server.port`, `error.type` |
-/// | `httptrace.client.tls_handshake.duration` (httptrace's own) | histogram, `s` | `server.address`, `error.type` |
+/// | name | convention | kind | attributes |
+/// |---|---|---|---|
+/// | `http.client.request.duration` | stable | histogram, `s`: `GetConn` to the body's end (or the failure) | `http.request.method`, `server.address`, `server.port`, `url.scheme`, `network.protocol.version`, `http.response.status_code`, `error.type` |
+/// | `http.client.active_requests` | experimental | up-down counter, `{request}` | `http.request.method`, `server.address`, `server.port`, `url.scheme` |
+/// | `http.client.open_connections` | experimental | up-down counter, `{connection}`, needs the connection observer | `http.connection.state` (`active`/`idle`), `server.address` (the peer's address: the host name isn't known to a connection), `server.port`, `network.peer.address` |
+/// | `http.client.connection.duration` | experimental | histogram, `s`, needs the connection observer | `server.address`, `server.port`, `network.peer.address` |
+/// | `dns.lookup.duration` | experimental | histogram, `s` | `dns.question.name`, `error.type` |
+/// | `httptrace.client.connect.duration` | httptrace's own | histogram, `s`, per address attempt | `server.address`, `server.port`, `network.peer.address`, `error.type` |
+/// | `httptrace.client.tls_handshake.duration` | httptrace's own | histogram, `s` | `server.address`, `error.type` |
 ///
 /// Spans: one client span per request, named by the method, with `http.request.method`,
 /// `server.address`, `server.port`, `url.full` (userinfo dropped, query redacted unless
-/// [`Otel::redact_query`] is off), `http.response.status_code`, `network.peer.address` and
-/// `error.type`; its start and end are the true instants, and each httptrace event is a span
-/// event at the instant it happened (a failure's with its `exception.message`, every URL in it
+/// [`Otel::redact_query`] is off), `url.scheme`, `http.response.status_code`,
+/// `network.protocol.version`, `network.peer.address`, `network.peer.port` and `error.type`;
+/// its start and end are the true instants (its first and last event, converted to wall-clock
+/// time once per request, so that every event lies within them, in order), and each httptrace
+/// event is a span event at the instant it happened (a failure's with its `exception.message`, every URL in it
 /// redacted as `url.full` is). With [`Otel::phase_spans`], each phase (`dns`, `connect`,
 /// `tls`, `wait`, `body`) is also a child span with its true start and end. The parent is the
 /// OpenTelemetry `Context` current where the request is sent; propagating it on the wire is
@@ -79,7 +83,7 @@ struct Shared {
 
 struct Conn {
     active: bool,
-    attrs: [KeyValue; 2],
+    attrs: [KeyValue; 3],
 }
 
 impl fmt::Debug for Otel {
@@ -104,6 +108,7 @@ impl Otel {
                 .f64_histogram(name)
                 .with_unit("s")
                 .with_description(description)
+                .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build()
         };
         Self {
@@ -206,27 +211,35 @@ impl Otel {
     }
 }
 
-fn conn_attrs(addr: Option<SocketAddr>) -> [KeyValue; 2] {
+/// The buckets the HTTP conventions advise for durations in seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// A connection's attributes: its peer's address (as `server.address` too: a connection
+/// doesn't know the host name it was dialled for) and port.
+fn conn_attrs(addr: Option<SocketAddr>) -> [KeyValue; 3] {
+    let ip = addr.map(|a| a.ip().to_string()).unwrap_or_default();
     [
-        KeyValue::new(
-            "network.peer.address",
-            addr.map(|a| a.ip().to_string()).unwrap_or_default(),
-        ),
+        KeyValue::new("server.address", ip.clone()),
         KeyValue::new(
             "server.port",
             addr.map(|a| i64::from(a.port())).unwrap_or(0),
         ),
+        KeyValue::new("network.peer.address", ip),
     ]
 }
 
-fn state_attrs(conn: &Conn, active: bool) -> [KeyValue; 3] {
+fn state_attrs(conn: &Conn, active: bool) -> [KeyValue; 4] {
+    let [a, b, c] = conn.attrs.clone();
     [
         KeyValue::new(
             "http.connection.state",
             if active { "active" } else { "idle" },
         ),
-        conn.attrs[0].clone(),
-        conn.attrs[1].clone(),
+        a,
+        b,
+        c,
     ]
 }
 
@@ -288,6 +301,11 @@ struct OtelHooks {
 #[derive(Default)]
 struct Req {
     start: Option<Instant>,
+    /// The wall-clock time of one instant: every instant of the request is converted with it,
+    /// so the span's events keep their order and stay within its bounds.
+    anchor: Option<(Instant, SystemTime)>,
+    /// `1.1`, `2`: from the response.
+    version: Option<&'static str>,
     attrs: Vec<KeyValue>,
     status: Option<u16>,
     error_type: Option<Cow<'static, str>>,
@@ -301,12 +319,14 @@ struct Req {
     ended: bool,
 }
 
-/// The wall-clock time of an `Instant` (spans take `SystemTime`s).
-fn wall(at: Instant) -> SystemTime {
-    let ago = crate::util::now().saturating_duration_since(at);
-    SystemTime::now()
-        .checked_sub(ago)
-        .unwrap_or_else(SystemTime::now)
+/// The wall-clock time of `at` (spans take `SystemTime`s), by the request's anchor.
+fn wall(anchor: Option<(Instant, SystemTime)>, at: Instant) -> SystemTime {
+    let (instant, time) = anchor.unwrap_or_else(|| (crate::util::now(), SystemTime::now()));
+    match at.checked_duration_since(instant) {
+        Some(after) => time.checked_add(after),
+        None => time.checked_sub(instant.saturating_duration_since(at)),
+    }
+    .unwrap_or(time)
 }
 
 fn secs(from: Instant, to: Instant) -> f64 {
@@ -330,20 +350,25 @@ impl OtelHooks {
         let child = tracer
             .span_builder(name)
             .with_kind(SpanKind::Internal)
-            .with_start_time(wall(from))
+            .with_start_time(wall(st.anchor, from))
             .start_with_context(tracer, cx);
         let cx = cx.with_span(child);
-        cx.span().end_with_timestamp(wall(to));
+        cx.span().end_with_timestamp(wall(st.anchor, to));
     }
 
     fn start(&self, st: &mut Req, info: &crate::event::GetConnInfo) {
         let port = i64::from(crate::util::default_port(&info.uri));
         let host = info.uri.host().unwrap_or("").to_owned();
         st.start = Some(info.at);
+        st.anchor = Some((crate::util::now(), SystemTime::now()));
         st.attrs = vec![
             KeyValue::new("http.request.method", info.method.to_string()),
             KeyValue::new("server.address", host),
             KeyValue::new("server.port", port),
+            KeyValue::new(
+                "url.scheme",
+                info.uri.scheme_str().unwrap_or("http").to_owned(),
+            ),
         ];
         self.shared.active_requests.add(1, &st.attrs);
         if let Some(tracer) = &self.shared.tracer {
@@ -355,7 +380,7 @@ impl OtelHooks {
             let span = tracer
                 .span_builder(info.method.to_string())
                 .with_kind(SpanKind::Client)
-                .with_start_time(wall(info.at))
+                .with_start_time(wall(st.anchor, info.at))
                 .with_attributes(attrs)
                 .start_with_context(tracer, &Context::current());
             st.span = Some(Context::current().with_span(span));
@@ -375,6 +400,9 @@ impl OtelHooks {
                 i64::from(status),
             ));
         }
+        if let Some(version) = st.version {
+            attrs.push(KeyValue::new("network.protocol.version", version));
+        }
         if let Some(e) = &error {
             attrs.push(KeyValue::new("error.type", e.clone()));
         }
@@ -390,11 +418,14 @@ impl OtelHooks {
                     i64::from(status),
                 ));
             }
+            if let Some(version) = st.version {
+                span.set_attribute(KeyValue::new("network.protocol.version", version));
+            }
             if let Some(e) = error {
                 span.set_attribute(KeyValue::new("error.type", e.clone()));
                 span.set_status(Status::error(e));
             }
-            span.end_with_timestamp(wall(at));
+            span.end_with_timestamp(wall(st.anchor, at));
         }
     }
 }
@@ -413,7 +444,7 @@ impl Hooks for OtelHooks {
                 attrs.push(KeyValue::new("exception.message", message));
             }
             cx.span()
-                .add_event_with_timestamp(event.name(), wall(at), attrs);
+                .add_event_with_timestamp(event.name(), wall(st.anchor, at), attrs);
         }
         let error = error_type(event);
         let shared = &self.shared;
@@ -447,10 +478,12 @@ impl Hooks for OtelHooks {
                 st.got_conn = Some(at);
                 shared.set_active(i.conn_id, true);
                 if let (Some(cx), Some(peer)) = (&st.span, i.remote_addr) {
-                    cx.span().set_attribute(KeyValue::new(
+                    let span = cx.span();
+                    span.set_attribute(KeyValue::new(
                         "network.peer.address",
                         peer.ip().to_string(),
                     ));
+                    span.set_attribute(KeyValue::new("network.peer.port", i64::from(peer.port())));
                 }
             }
             Event::PutIdleConn(i) => shared.set_active(i.conn_id, false),
@@ -462,6 +495,14 @@ impl Hooks for OtelHooks {
             Event::ResponseHeaders(i) => {
                 st.headers = Some(at);
                 st.status = Some(i.status.as_u16());
+                st.version = match i.version {
+                    http::Version::HTTP_09 => Some("0.9"),
+                    http::Version::HTTP_10 => Some("1.0"),
+                    http::Version::HTTP_11 => Some("1.1"),
+                    http::Version::HTTP_2 => Some("2"),
+                    http::Version::HTTP_3 => Some("3"),
+                    _ => None,
+                };
                 if i.status.is_client_error() || i.status.is_server_error() {
                     st.error_type = Some(Cow::Owned(i.status.as_str().to_owned()));
                 }
