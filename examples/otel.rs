@@ -8,7 +8,14 @@
 //! one on the reused connection, and one to a closed port that fails. The metrics
 //! (`http.client.request.duration`, `http.client.open_connections`, ...) and the spans go to
 //! stdout; when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (e.g. `http://localhost:4318`) they go to
-//! that OTLP/HTTP endpoint instead, such as an OpenTelemetry Collector's `otlp` receiver.
+//! that OTLP/HTTP endpoint instead (protobuf), such as an OpenTelemetry Collector's `otlp`
+//! receiver, as the service `httptrace-example`, flushed at exit; if the endpoint can't take
+//! them, one line says why and the exit code is 1.
+//!
+//! The SDK exports from threads of its own with a blocking HTTP client (`opentelemetry-otlp`'s
+//! `reqwest-blocking-client`), so the providers are built and shut down outside the tokio
+//! runtime. For gRPC (port 4317), build the exporters `.with_tonic()` instead, with the
+//! `grpc-tonic` feature, inside the runtime.
 
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -21,36 +28,72 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
 use tower::{Layer, ServiceExt};
+
+/// How long an export may take: a collector that accepts and never answers doesn't hold the
+/// exit longer.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The providers: OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, stdout otherwise.
 fn providers() -> Result<(SdkMeterProvider, SdkTracerProvider), Box<dyn std::error::Error>> {
+    let resource = Resource::builder()
+        .with_service_name("httptrace-example")
+        .build();
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
         let metrics = opentelemetry_otlp::MetricExporter::builder()
             .with_http()
+            .with_timeout(EXPORT_TIMEOUT)
             .build()?;
         let spans = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_timeout(EXPORT_TIMEOUT)
             .build()?;
         Ok((
             SdkMeterProvider::builder()
+                .with_resource(resource.clone())
                 .with_periodic_exporter(metrics)
                 .build(),
             SdkTracerProvider::builder()
+                .with_resource(resource)
                 .with_batch_exporter(spans)
                 .build(),
         ))
     } else {
         Ok((
             SdkMeterProvider::builder()
+                .with_resource(resource.clone())
                 .with_periodic_exporter(opentelemetry_stdout::MetricExporter::default())
                 .build(),
             SdkTracerProvider::builder()
+                .with_resource(resource)
                 .with_simple_exporter(opentelemetry_stdout::SpanExporter::default())
                 .build(),
         ))
+    }
+}
+
+/// Why nothing reached the OTLP endpoint, in a few words: whether it takes connections.
+fn why_not_exported() -> String {
+    let Some(endpoint) = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok() else {
+        return "the stdout exporter failed".to_owned();
+    };
+    let Ok(uri) = endpoint.parse::<http::Uri>() else {
+        return format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint:?} is not a URL");
+    };
+    let host = uri.host().unwrap_or("localhost");
+    let port = uri.port_u16().unwrap_or(4318);
+    let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(host, port));
+    match addrs.map(|mut a| a.next()) {
+        Ok(Some(addr)) => match std::net::TcpStream::connect_timeout(&addr, EXPORT_TIMEOUT) {
+            Ok(_) => format!("{endpoint} takes connections but did not accept the export"),
+            Err(e) => format!("no collector at {endpoint} ({addr}: {e})"),
+        },
+        Ok(None) => format!("{host} has no address"),
+        Err(e) => format!("{host}: {e}"),
     }
 }
 
@@ -76,19 +119,50 @@ async fn server() -> std::io::Result<std::net::SocketAddr> {
     Ok(addr)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
+fn main() -> ExitCode {
+    // this crate's dev-dependency on reqwest (the OTLP client's) chooses no crypto provider:
+    // the process's is ring (an application with reqwest's default features needs nothing)
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // outside the runtime: the blocking OTLP client can't be built, nor dropped, inside it
+    let (meters, tracers) = match providers() {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("otel: {e}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("otel: no tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sent = runtime.block_on(run(&meters, &tracers));
+    drop(runtime);
+    if let Err(e) = sent {
+        eprintln!("otel: {e}");
+        return ExitCode::FAILURE;
     }
+    // flush and stop: the spans, then the metrics
+    let spans = tracers.shutdown();
+    let metrics = meters.shutdown();
+    if spans.is_err() || metrics.is_err() {
+        let what = match (spans.is_err(), metrics.is_err()) {
+            (true, true) => "spans and metrics",
+            (true, false) => "spans",
+            _ => "metrics",
+        };
+        eprintln!("otel: the {what} were not exported: {}", why_not_exported());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (meters, tracers) = providers()?;
+async fn run(
+    meters: &SdkMeterProvider,
+    tracers: &SdkTracerProvider,
+) -> Result<(), Box<dyn std::error::Error>> {
     let otel = Otel::new(&meters.meter("httptrace")).with_tracer(tracers.tracer("httptrace"));
     let connector = TracingConnector::http().observe_connections(otel.connection_observer());
     let client =
@@ -121,8 +195,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(svc);
+    // the connections close and report their end
     tokio::time::sleep(Duration::from_millis(50)).await;
-    tracers.shutdown()?;
-    meters.shutdown()?;
     Ok(())
 }
