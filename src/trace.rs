@@ -159,6 +159,16 @@ impl ClientTrace {
         }
     }
 
+    /// The first span a hook asks request `request`'s future to run in.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn request_span(&self, request: RequestId) -> Option<tracing::Span> {
+        self.hooks.as_slice().iter().find_map(|hooks| {
+            catch_unwind(AssertUnwindSafe(|| hooks.request_span(request)))
+                .ok()
+                .flatten()
+        })
+    }
+
     /// Delivers `event` of request `request` to every hook, in order, each contained.
     #[inline]
     pub(crate) fn emit_for(&self, request: RequestId, event: &Event) {

@@ -20,6 +20,9 @@ struct SpanRec {
     name: String,
     parent: Option<String>,
     fields: BTreeMap<String, String>,
+    /// When the subscriber saw it open, and close: what a span viewer draws.
+    opened: Option<std::time::Instant>,
+    closed: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -66,6 +69,7 @@ where
     ) {
         let mut rec = SpanRec {
             name: attrs.metadata().name().to_owned(),
+            opened: Some(std::time::Instant::now()),
             ..Default::default()
         };
         attrs.record(&mut Fields(&mut rec.fields));
@@ -84,6 +88,12 @@ where
     ) {
         if let Some(rec) = self.0.lock().unwrap().spans.get_mut(&id.into_u64()) {
             values.record(&mut Fields(&mut rec.fields));
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, _: Context<'_, S>) {
+        if let Some(rec) = self.0.lock().unwrap().spans.get_mut(&id.into_u64()) {
+            rec.closed = Some(std::time::Instant::now());
         }
     }
 
@@ -198,6 +208,23 @@ async fn one_span_per_request_with_phases_and_redaction() {
         phases[2].1 >= 30_000,
         "wait took the server's 30 ms: {phases:?}"
     );
+    // as a span viewer draws them: each phase span open as long as the phase, the wait as long
+    // as the server's 30 ms, within 2 ms
+    let ms = Duration::from_millis;
+    for s in got.spans.values().filter(|s| s.name == "phase") {
+        let drawn = s.closed.unwrap() - s.opened.unwrap();
+        let true_us: u64 = s.fields["httptrace.duration_us"].parse().unwrap();
+        let true_len = Duration::from_micros(true_us);
+        let gap = drawn.max(true_len) - drawn.min(true_len);
+        assert!(
+            gap < ms(2),
+            "{}: drawn {drawn:?}, true {true_len:?}",
+            s.fields["httptrace.phase"]
+        );
+        if s.fields["httptrace.phase"] == "wait" {
+            assert!(drawn >= ms(30) && drawn < ms(32), "wait drawn {drawn:?}");
+        }
+    }
 
     // an event per httptrace event, in the request span, in order
     let events: Vec<&str> = got
@@ -357,4 +384,47 @@ async fn error_text_carries_no_secret_of_the_url() {
         !everything.contains("token=abc") && !everything.contains("pw@"),
         "{everything}"
     );
+}
+
+/// The request span is entered while the client's future is polled: what a middleware below
+/// the layer (or hyper-util) logs meanwhile on the request's task nests under it.
+#[tokio::test(flavor = "current_thread")]
+async fn logs_during_the_request_nest_under_its_span() {
+    use bytes::Bytes;
+    use http_body_util::Empty;
+    use httptrace::{RequestBody, TracingConnector};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+
+    let recording = Recording::default();
+    let subscriber = tracing_subscriber::registry().with(recording.clone());
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let server = Server::start().await;
+    let client = Client::builder(TokioExecutor::new())
+        .build::<_, RequestBody<Empty<Bytes>>>(TracingConnector::http());
+    let svc = tower::ServiceBuilder::new()
+        .layer(traced_layer())
+        .map_future(|fut| async move {
+            tracing::info!(httptrace.event = "below the layer", "sending");
+            let res = fut.await;
+            tracing::info!(httptrace.event = "below the layer", "answered");
+            res
+        })
+        .service(client);
+    let url = format!("http://{}/?delay_ms=5", server.addr);
+    let req = http::Request::get(url).body(Empty::new()).unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+
+    let got = recording.take();
+    let below: Vec<Option<&str>> = got
+        .events
+        .iter()
+        .filter(|e| e.fields["httptrace.event"] == "below the layer")
+        .map(|e| e.parent.as_deref())
+        .collect();
+    assert_eq!(below, [Some("HTTP:GET"), Some("HTTP:GET")]);
 }

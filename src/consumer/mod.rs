@@ -29,7 +29,7 @@ fn error_type(event: &crate::event::Event) -> Option<&'static str> {
 
 /// The start of the connect a `ConnectDone` for `addr` ends, taken out of `open`: the attempt to
 /// that address, or else the one that didn't know its address (attempts may overlap).
-#[cfg(any(feature = "tracing", feature = "opentelemetry"))]
+#[cfg(feature = "opentelemetry")]
 fn connect_started(
     open: &mut Vec<(Option<std::net::SocketAddr>, std::time::Instant)>,
     addr: Option<std::net::SocketAddr>,

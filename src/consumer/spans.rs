@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tracing::field::Empty;
 use tracing::{Level, Span};
 
-use super::{connect_started, error_type, redacted_error, url_full};
+use super::{error_type, redacted_error, url_full};
 use crate::event::{Event, GetConnInfo, Hooks};
 use crate::trace::ClientTrace;
 
@@ -20,9 +20,12 @@ use crate::trace::ClientTrace;
 /// `httptrace.event` (its name) and `httptrace.offset_us` (when it happened, from the request's
 /// start), and its details. Each phase — `dns`, `connect` (one per address attempt), `tls`,
 /// `wait` (request written to first response byte), `body` (response head to body end) — is a
-/// child span with `httptrace.start_offset_us` and `httptrace.duration_us`: its true timing,
-/// taken from the events' instants, also when they were delivered late. (`tracing` spans can't
-/// be backdated: the phase span itself is opened and closed when its end is known.)
+/// child span opened when its first event is delivered and closed when its last is, so that a
+/// span viewer shows its length; its fields `httptrace.start_offset_us` and
+/// `httptrace.duration_us` hold its true timing, from the events' instants, and
+/// `httptrace.late_us` how long after its true start it was opened (`tracing` spans can't be
+/// backdated): a few microseconds for phases whose start is delivered as it happens; the `body`
+/// opens when the response head reaches the caller, stamped at the read that brought it.
 ///
 /// Sensitive data stays out: no header is ever recorded (so neither `Authorization`,
 /// `Proxy-Authorization`, `Cookie`, `Set-Cookie` nor any other); the URL's userinfo is dropped
@@ -49,13 +52,30 @@ pub struct TracingHooks {
 struct State {
     span: Option<Span>,
     start: Option<Instant>,
-    dns_start: Option<Instant>,
-    connects: Vec<(Option<std::net::SocketAddr>, Instant)>,
-    tls_start: Option<Instant>,
+    dns: Option<Phase>,
+    /// One per address attempt (or one for the whole connect), by address.
+    connects: Vec<(Option<std::net::SocketAddr>, Phase)>,
+    tls: Option<Phase>,
     got_conn: Option<Instant>,
-    wrote_request: Option<Instant>,
-    headers: Option<Instant>,
+    wait: Option<Phase>,
+    body: Option<Phase>,
     error_type: Option<&'static str>,
+}
+
+/// A phase in progress: its span, open since its start was delivered, and its true start.
+struct Phase {
+    span: Span,
+    from: Instant,
+}
+
+impl Phase {
+    /// The phase ends at `to`: its true length recorded, its span closed.
+    fn close(self, to: Instant) {
+        self.span.record(
+            "httptrace.duration_us",
+            micros(to.saturating_duration_since(self.from)),
+        );
+    }
 }
 
 impl Default for TracingHooks {
@@ -172,13 +192,14 @@ impl TracingHooks {
         st.start = Some(info.at);
     }
 
-    fn phase(&self, st: &State, name: &'static str, from: Option<Instant>, to: Instant) {
-        let (Some(span), Some(start), Some(from)) = (&st.span, st.start, from) else {
-            return;
+    /// A phase starts at `from`: its span opens now, under the request's.
+    fn phase(&self, st: &State, name: &'static str, from: Instant) -> Option<Phase> {
+        let (Some(span), Some(start)) = (&st.span, st.start) else {
+            return None;
         };
         let offset = micros(from.saturating_duration_since(start));
-        let duration = micros(to.saturating_duration_since(from));
-        let _phase = at_level!(
+        let late = micros(crate::util::now().saturating_duration_since(from));
+        let span = at_level!(
             self.level,
             span!(
                 parent: span,
@@ -186,9 +207,11 @@ impl TracingHooks {
                 otel.name = name,
                 httptrace.phase = name,
                 httptrace.start_offset_us = offset,
-                httptrace.duration_us = duration,
+                httptrace.duration_us = Empty,
+                httptrace.late_us = late,
             )
         );
+        Some(Phase { span, from })
     }
 
     fn record_event(&self, st: &State, event: &Event) {
@@ -269,6 +292,11 @@ fn detail(event: &Event) -> Option<String> {
 }
 
 impl Hooks for TracingHooks {
+    fn request_span(&self, _request: crate::event::RequestId) -> Option<Span> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.span.clone()
+    }
+
     fn on_event(&self, event: &Event) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Event::GetConn(info) = event {
@@ -277,16 +305,34 @@ impl Hooks for TracingHooks {
         self.record_event(&st, event);
         let at = event.at();
         match event {
-            Event::DnsStart(_) => st.dns_start = Some(at),
-            Event::DnsDone(_) => self.phase(&st, "dns", st.dns_start, at),
-            Event::ConnectStart(i) => st.connects.push((i.addr, at)),
-            Event::ConnectDone(i) => {
-                if let Some((_, from)) = connect_started(&mut st.connects, i.addr) {
-                    self.phase(&st, "connect", Some(from), at);
+            Event::DnsStart(_) => st.dns = self.phase(&st, "dns", at),
+            Event::DnsDone(_) => {
+                if let Some(p) = st.dns.take() {
+                    p.close(at);
                 }
             }
-            Event::TlsHandshakeStart(_) => st.tls_start = Some(at),
-            Event::TlsHandshakeDone(_) => self.phase(&st, "tls", st.tls_start, at),
+            Event::ConnectStart(i) => {
+                if let Some(p) = self.phase(&st, "connect", at) {
+                    st.connects.push((i.addr, p));
+                }
+            }
+            Event::ConnectDone(i) => {
+                let open = st
+                    .connects
+                    .iter()
+                    .position(|(a, _)| a.is_some() && *a == i.addr)
+                    .or_else(|| st.connects.iter().position(|(a, _)| a.is_none()))
+                    .or_else(|| (!st.connects.is_empty()).then_some(0));
+                if let Some(k) = open {
+                    st.connects.remove(k).1.close(at);
+                }
+            }
+            Event::TlsHandshakeStart(_) => st.tls = self.phase(&st, "tls", at),
+            Event::TlsHandshakeDone(_) => {
+                if let Some(p) = st.tls.take() {
+                    p.close(at);
+                }
+            }
             Event::GotConn(i) => {
                 st.got_conn = Some(at);
                 if let Some(span) = &st.span {
@@ -297,13 +343,20 @@ impl Hooks for TracingHooks {
                     }
                 }
             }
-            Event::WroteRequest(_) => st.wrote_request = Some(at),
+            Event::WroteRequest(_) if st.wait.is_none() => {
+                st.wait = self.phase(&st, "wait", at);
+            }
             Event::GotFirstResponseByte(_) => {
-                let from = st.wrote_request.or(st.got_conn);
-                self.phase(&st, "wait", from, at);
+                if let Some(p) = st.wait.take() {
+                    p.close(at);
+                }
             }
             Event::ResponseHeaders(i) => {
-                st.headers = Some(at);
+                if let Some(p) = st.wait.take() {
+                    // no first byte seen (reqwest): the wait ends with the head
+                    p.close(at);
+                }
+                st.body = self.phase(&st, "body", at);
                 if let Some(span) = &st.span {
                     span.record("http.response.status_code", i.status.as_u16());
                     if i.status.is_client_error() || i.status.is_server_error() {
@@ -312,7 +365,11 @@ impl Hooks for TracingHooks {
                     }
                 }
             }
-            Event::ResponseBodyDone(_) => self.phase(&st, "body", st.headers, at),
+            Event::ResponseBodyDone(_) => {
+                if let Some(p) = st.body.take() {
+                    p.close(at);
+                }
+            }
             _ => {}
         }
         let terminal = matches!(
@@ -334,8 +391,15 @@ impl Hooks for TracingHooks {
             }
         }
         if terminal {
-            // the request's last event closes its span; a connect it started that ends in the
-            // background afterwards is not recorded
+            // the request's last event closes what is open, then its span; a connect it started
+            // that ends in the background afterwards is not recorded
+            let open = [st.dns.take(), st.tls.take(), st.wait.take(), st.body.take()];
+            let connects = std::mem::take(&mut st.connects)
+                .into_iter()
+                .map(|(_, p)| Some(p));
+            for p in open.into_iter().chain(connects).flatten() {
+                p.close(at);
+            }
             st.span = None;
         }
     }

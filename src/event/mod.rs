@@ -225,6 +225,17 @@ macro_rules! events {
             fn on_event(&self, event: &Event) {
                 match event { $( Event::$variant(i) => self.$method(i), )* }
             }
+
+            /// The `tracing` span the request's future runs in (feature `tracing`): the layer
+            /// enters it around each poll of the client's future, so that what is logged
+            /// meanwhile on the request's task (by a middleware below the layer, by hyper-util)
+            /// nests under it. Asked once, right after `GetConn`. Default: none;
+            /// [`TracingHooks`](crate::TracingHooks) gives its request span.
+            #[cfg(feature = "tracing")]
+            fn request_span(&self, request: RequestId) -> Option<tracing::Span> {
+                let _ = request;
+                None
+            }
             $(
                 $(#[$doc])*
                 fn $method(&self, info: &$info) { let _ = info; }

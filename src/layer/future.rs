@@ -81,20 +81,32 @@ pub(crate) type Answered<R> = (R, Option<Arc<RequestCtx>>);
 
 /// A traced request whose response head hasn't come: dropped so, it is canceled. The part of
 /// every response future of the layer that doesn't depend on the client.
-pub(crate) struct Pending(Option<Arc<RequestCtx>>);
+pub(crate) struct Pending(Option<Arc<RequestCtx>>, Entered);
+
+/// The `tracing` span a hook asked the request's future to run in (feature `tracing`).
+#[derive(Default)]
+struct Entered(#[cfg(feature = "tracing")] Option<tracing::Span>);
 
 impl Pending {
     /// An untraced request: nothing to do.
     pub(crate) fn untraced() -> Self {
-        Self(None)
+        Self(None, Entered::default())
     }
 
     /// Calls the client (`call`) with `ctx` as the request whose task is calling it (the
-    /// connector reads it there), and keeps the request for the future `call` returns.
+    /// connector reads it there), and keeps the request for the future `call` returns; both in
+    /// the span a hook asked for, if any.
     pub(crate) fn call<F>(ctx: Arc<RequestCtx>, call: impl FnOnce() -> F) -> (F, Self) {
+        #[cfg(feature = "tracing")]
+        let span = ctx.span();
+        #[cfg(feature = "tracing")]
+        let _entered = span.as_ref().map(tracing::Span::enter);
         let mut ctx = Some(ctx);
         let inner = binding::with_request(&mut ctx, call);
-        (inner, Self(ctx))
+        #[cfg(feature = "tracing")]
+        return (inner, Self(ctx, Entered(span.clone())));
+        #[cfg(not(feature = "tracing"))]
+        (inner, Self(ctx, Entered::default()))
     }
 
     pub(crate) fn is_traced(&self) -> bool {
@@ -121,6 +133,8 @@ impl Pending {
         if self.0.is_none() {
             return future.poll(cx).map_ok(|res| (res, None));
         }
+        #[cfg(feature = "tracing")]
+        let _entered = self.1 .0.as_ref().map(tracing::Span::enter);
         let result = ready!(binding::with_request(&mut self.0, || future.poll(cx)));
         if result.is_err() {
             inner.set(None);

@@ -425,6 +425,12 @@ impl RequestCtx {
         self.lock().dialled
     }
 
+    /// The `tracing` span a hook asks the request's future to run in.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn span(&self) -> Option<tracing::Span> {
+        self.trace.request_span(self.id)
+    }
+
     /// When the request started: its `GetConn`.
     pub(crate) fn start(&self) -> Instant {
         self.start
