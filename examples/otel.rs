@@ -119,10 +119,17 @@ async fn server() -> std::io::Result<std::net::SocketAddr> {
     Ok(addr)
 }
 
+/// Installs rustls' ring provider for the process (rustls 0.23.48 deprecates it for its lack of
+/// post-quantum key exchange; plain HTTP to a local collector needs none).
+#[allow(deprecated)]
+fn install_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn main() -> ExitCode {
     // this crate's dev-dependency on reqwest (the OTLP client's) chooses no crypto provider:
     // the process's is ring (an application with reqwest's default features needs nothing)
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_ring();
     // outside the runtime: the blocking OTLP client can't be built, nor dropped, inside it
     let (meters, tracers) = match providers() {
         Ok(p) => p,
