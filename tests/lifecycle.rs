@@ -95,6 +95,22 @@ async fn a_dial_that_ends_up_serving_another_request() {
     assert_eq!(server.conns.load(Ordering::SeqCst), 2);
 }
 
+/// A fresh request answered `INFORMATIONAL` (which closes the connection).
+const INFORMATIONAL_SEQUENCE: &[&str] = &[
+    "GetConn",
+    "ConnectStart",
+    "ConnectDone",
+    "GotConn",
+    "WroteHeaders",
+    "WroteRequest",
+    "GotFirstResponseByte",
+    "Got100Continue",
+    "Got1xxResponse",
+    "Got1xxResponse",
+    "ResponseHeaders",
+    "ResponseBodyDone",
+];
+
 const INFORMATIONAL: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,23 +131,7 @@ async fn informational_responses() {
     let res = client.oneshot(req).await.unwrap();
     res.into_body().collect().await.unwrap();
     let events = rec.events();
-    assert_eq!(
-        names_but_closed(&events),
-        [
-            "GetConn",
-            "ConnectStart",
-            "ConnectDone",
-            "GotConn",
-            "WroteHeaders",
-            "WroteRequest",
-            "GotFirstResponseByte",
-            "Got100Continue",
-            "Got1xxResponse",
-            "Got1xxResponse",
-            "ResponseHeaders",
-            "ResponseBodyDone"
-        ]
-    );
+    assert_eq!(names_but_closed(&events), INFORMATIONAL_SEQUENCE);
     let statuses: Vec<u16> = events
         .iter()
         .filter_map(|e| match e {
@@ -207,23 +207,7 @@ async fn informational_responses_with_timings() {
         })
         .collect();
     assert_eq!(statuses, [100, 103], "{:?}", rec.names());
-    assert_eq!(
-        names_but_closed(&rec.events()),
-        [
-            "GetConn",
-            "ConnectStart",
-            "ConnectDone",
-            "GotConn",
-            "WroteHeaders",
-            "WroteRequest",
-            "GotFirstResponseByte",
-            "Got100Continue",
-            "Got1xxResponse",
-            "Got1xxResponse",
-            "ResponseHeaders",
-            "ResponseBodyDone"
-        ]
-    );
+    assert_eq!(names_but_closed(&rec.events()), INFORMATIONAL_SEQUENCE);
 }
 
 /// `103 Early Hints` then a keep-alive `200`, in one write: one read brings the whole response,
