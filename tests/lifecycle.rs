@@ -230,8 +230,8 @@ async fn early_hints_and_a_pooled_response_keep_their_time_order() {
     })
     .await;
     let client = client();
-    let mut put_back = None;
-    let mut first_conn = 0;
+    let mut put_back = std::collections::HashMap::new();
+    let mut reused = 0;
     for i in 0..20 {
         let rec = Recorder::new();
         let mut req = traced(&format!("http://{addr}/"), rec.trace());
@@ -240,12 +240,13 @@ async fn early_hints_and_a_pooled_response_keep_their_time_order() {
         let arrived = std::time::Instant::now();
         res.into_body().collect().await.unwrap();
         let events = rec.events();
-        if i == 0 {
-            first_conn = got_conn(&events).conn_id;
-        }
-        let mut expected = match i {
-            0 => FRESH.to_vec(),
-            _ => REUSED.to_vec(),
+        let got = got_conn(&events);
+        // the connection comes back a moment after the response, from a task of hyper-util's:
+        // a request in between dials, and the connection (usually) outruns the dial; on a
+        // loaded machine the dial may win, and the request gets a connection of its own
+        let mut expected = match got.reused {
+            false => FRESH.to_vec(),
+            true => REUSED.to_vec(),
         };
         let head = expected
             .iter()
@@ -260,18 +261,15 @@ async fn early_hints_and_a_pooled_response_keep_their_time_order() {
             assert_eq!(at(name), read, "request {i}: {name}");
         }
         assert!(read <= arrived, "request {i}");
-        // the connection was taken after it was put back
-        if let Some(put_back) = put_back {
-            assert!(at("GotConn") >= put_back, "request {i}");
+        // a connection is taken again only after it was put back
+        if let Some(put_back) = put_back.get(&got.conn_id) {
+            assert!(got.reused && at("GotConn") >= *put_back, "request {i}");
         }
-        put_back = Some(at("PutIdleConn"));
-        let got = got_conn(&events);
-        assert_eq!(
-            (got.conn_id, got.reused),
-            (first_conn, i > 0),
-            "request {i}"
-        );
+        put_back.insert(got.conn_id, at("PutIdleConn"));
+        reused += usize::from(got.reused);
     }
+    // the connection was reused, but for a dial that won a race now and then
+    assert!(reused >= 15, "{reused} of 19 reused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -208,8 +208,9 @@ async fn one_span_per_request_with_phases_and_redaction() {
         phases[2].1 >= 30_000,
         "wait took the server's 30 ms: {phases:?}"
     );
-    // as a span viewer draws them: each phase span open as long as the phase, the wait as long
-    // as the server's 30 ms, within 2 ms
+    // as a span viewer draws them: each phase span open as long as the phase, within 2 ms; the
+    // wait at least the server's 30 ms (as long as it, within 2 ms, unless the machine is so
+    // loaded that the server's own sleep runs late: the phase's true length says by how much)
     let ms = Duration::from_millis;
     for s in got.spans.values().filter(|s| s.name == "phase") {
         let drawn = s.closed.unwrap() - s.opened.unwrap();
@@ -222,7 +223,10 @@ async fn one_span_per_request_with_phases_and_redaction() {
             s.fields["httptrace.phase"]
         );
         if s.fields["httptrace.phase"] == "wait" {
-            assert!(drawn >= ms(30) && drawn < ms(32), "wait drawn {drawn:?}");
+            assert!(
+                drawn >= ms(30) && true_len >= ms(30),
+                "wait drawn {drawn:?}"
+            );
         }
     }
 

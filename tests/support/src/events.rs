@@ -21,10 +21,10 @@ pub fn sequence(events: &[Event]) -> Vec<&'static str> {
     names(events)
 }
 
-/// [`sequence`] without a dial the request stopped waiting for when a pooled connection came
-/// back first (`ConnectStart`, then `ConnectDone` canceled, right before `GotConn`): hyper-util
-/// puts a connection back a moment after its response ends, from a task of its own, and a
-/// request that comes in between starts a dial.
+/// [`sequence`] without a dial the request started but didn't use, because a pooled
+/// connection came back first (`ConnectStart`, then `ConnectDone`, canceled or naming another
+/// connection, right before `GotConn`): hyper-util puts a connection back a moment after its
+/// response ends, from a task of its own, and a request that comes in between starts a dial.
 #[track_caller]
 pub fn sequence_but_lost_dial(events: &[Event]) -> Vec<&'static str> {
     let mut all = sequence(events);
@@ -32,10 +32,18 @@ pub fn sequence_but_lost_dial(events: &[Event]) -> Vec<&'static str> {
         return all;
     };
     if got >= 3 && all[got - 2..got] == ["ConnectStart", "ConnectDone"] {
-        let canceled = events[got - 1]
-            .error()
-            .is_some_and(|e| e.downcast_ref::<httptrace::error::Canceled>().is_some());
-        if canceled && !all[..got - 2].contains(&"ConnectStart") {
+        let unused = match (&events[got - 1], &events[got]) {
+            (Event::ConnectDone(done), Event::GotConn(g)) => {
+                done.conn_id != Some(g.conn_id)
+                    || done.error.as_ref().is_some_and(|e| {
+                        e.get_ref()
+                            .downcast_ref::<httptrace::error::Canceled>()
+                            .is_some()
+                    })
+            }
+            _ => false,
+        };
+        if unused && !all[..got - 2].contains(&"ConnectStart") {
             all.drain(got - 2..got);
         }
     }
