@@ -163,9 +163,14 @@ impl ClientTrace {
     #[cfg(feature = "tracing")]
     pub(crate) fn request_span(&self, request: RequestId) -> Option<tracing::Span> {
         self.hooks.as_slice().iter().find_map(|hooks| {
-            catch_unwind(AssertUnwindSafe(|| hooks.request_span(request)))
-                .ok()
-                .flatten()
+            match catch_unwind(AssertUnwindSafe(|| hooks.request_span(request))) {
+                Ok(span) => span,
+                Err(payload) => {
+                    hook_panicked("request_span");
+                    drop_contained(payload);
+                    None
+                }
+            }
         })
     }
 
@@ -204,7 +209,7 @@ static HOOK_PANICS: AtomicU64 = AtomicU64::new(0);
 #[inline]
 fn contain(event: &Event, hook: impl FnOnce()) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(hook)) {
-        hook_panicked(event);
+        hook_panicked(event.name());
         drop_contained(payload);
     }
 }
@@ -219,17 +224,17 @@ fn drop_contained(payload: Box<dyn std::any::Any + Send>) {
 }
 
 #[cold]
-fn hook_panicked(event: &Event) {
+fn hook_panicked(event: &'static str) {
     let first = HOOK_PANICS.fetch_add(1, Ordering::Relaxed) == 0;
     #[cfg(feature = "tracing")]
     match first {
         true => tracing::warn!(
-            event = event.name(),
+            event,
             "httptrace: a hook panicked; the panic was contained (the request, its connection \
              and the pool go on). Later hook panics are reported at debug level: see \
              ClientTrace::hook_panics()"
         ),
-        false => tracing::debug!(event = event.name(), "httptrace: a hook panicked"),
+        false => tracing::debug!(event, "httptrace: a hook panicked"),
     }
     #[cfg(not(feature = "tracing"))]
     let _ = (first, event);

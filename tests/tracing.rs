@@ -432,3 +432,25 @@ async fn logs_during_the_request_nest_under_its_span() {
         .collect();
     assert_eq!(below, [Some("HTTP:GET"), Some("HTTP:GET")]);
 }
+
+/// A hook whose `request_span` panics is contained and counted like any hook's panic: the
+/// request goes on.
+#[tokio::test(flavor = "current_thread")]
+async fn a_panicking_request_span_is_contained_and_counted() {
+    struct Panics;
+    impl httptrace::Hooks for Panics {
+        fn request_span(&self, _: httptrace::event::RequestId) -> Option<tracing::Span> {
+            panic!("no span today")
+        }
+    }
+    let server = Server::start().await;
+    let resolver = StaticResolver::answering(server.addr, Duration::ZERO);
+    let client = client_with(resolver, TraceLayer::new());
+    let before = httptrace::ClientTrace::hook_panics();
+    let mut req = request(&format!("http://{}/", server.addr));
+    req.extensions_mut()
+        .insert(httptrace::ClientTrace::new(Panics));
+    let res = client.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(httptrace::ClientTrace::hook_panics() > before);
+}
