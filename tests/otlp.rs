@@ -274,9 +274,15 @@ fn otlp_http_reaches_a_receiver_with_the_conventions() {
     }
     let (unit, points) = histogram("http.client.connection.duration");
     assert_eq!(unit, "s");
-    assert!(points
-        .iter()
-        .all(|p| p.explicit_bounds == BUCKETS && attr(&p.attributes, "server.address").is_some()));
+    // a connection's life: the longer buckets
+    let connection_buckets = [
+        0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+    ];
+    assert!(!points.is_empty());
+    for p in &points {
+        assert_eq!(p.explicit_bounds, connection_buckets);
+        assert!(attr(&p.attributes, "server.address").is_some());
+    }
     let (_, points) = histogram("httptrace.client.connect.duration");
     assert!(points.iter().all(|p| p.explicit_bounds == BUCKETS));
 

@@ -27,8 +27,8 @@ use crate::trace::ClientTrace;
 ///   for the connection metrics.
 ///
 /// Metrics, under the HTTP client conventions the 0.33 crates follow (semantic conventions
-/// 1.3x); durations in seconds, in the advised buckets (`0.005` to `10` s), set by httptrace
-/// without a `View`:
+/// 1.3x); durations in seconds, in the advised buckets (`0.005` to `10` s; `0.01` to `300` s
+/// for `http.client.connection.duration`), set by httptrace without a `View`:
 ///
 /// | name | convention | kind | attributes |
 /// |---|---|---|---|
@@ -103,14 +103,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Otel {
     /// Metrics from `meter`; no spans until [`Otel::with_tracer`].
     pub fn new(meter: &Meter) -> Self {
-        let seconds = |name: &'static str, description: &'static str| {
+        let histogram = |name: &'static str, description: &'static str, buckets: &[f64]| {
             meter
                 .f64_histogram(name)
                 .with_unit("s")
                 .with_description(description)
-                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .with_boundaries(buckets.to_vec())
                 .build()
         };
+        let seconds = |name, description| histogram(name, description, &DURATION_BUCKETS);
         Self {
             shared: Arc::new(Shared {
                 request_duration: seconds(
@@ -129,9 +130,10 @@ impl Otel {
                         "Number of outbound HTTP connections that are active or idle.",
                     )
                     .build(),
-                connection_duration: seconds(
+                connection_duration: histogram(
                     "http.client.connection.duration",
                     "The duration of the successfully established outbound HTTP connections.",
+                    &CONNECTION_BUCKETS,
                 ),
                 dns_duration: seconds(
                     "dns.lookup.duration",
@@ -214,6 +216,11 @@ impl Otel {
 /// The buckets the HTTP conventions advise for durations in seconds.
 const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// The buckets they advise for a connection's life: pooled connections live for minutes.
+const CONNECTION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
 /// A connection's attributes: its peer's address (as `server.address` too: a connection

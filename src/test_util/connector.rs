@@ -141,8 +141,7 @@ where
 
 #[cfg(not(feature = "http2"))]
 fn serve_h2<S>(io: TokioIo<BreakAfter>, service: CloseAfter<S>) {
-    // no HTTP/2 server without the feature: the connection is dropped, and the client's
-    // HTTP/2 handshake fails
+    // no HTTP/2 server without the feature: the connection is dropped, and its request fails
     let _ = TokioExecutor::new();
     drop((io, service));
 }

@@ -55,15 +55,15 @@ impl Plan {
         self
     }
 
-    /// The connection speaks HTTP/2, as if ALPN had agreed on `h2` (needs the `http2`
-    /// feature; without it the client speaks HTTP/1.1 and the connection fails).
+    /// The connection speaks HTTP/2, as if ALPN had agreed on `h2`. Needs the `http2` feature:
+    /// without it no server answers the connection, and its request fails.
     pub fn http2(mut self) -> Self {
         self.http2 = true;
         self
     }
 
-    /// On HTTP/1, the server answers the `n`-th request on the connection with
-    /// `Connection: close`, then closes it.
+    /// On HTTP/1, the server answers the `n`-th request on the connection (`n` at least 1: 0
+    /// counts as 1) with `Connection: close`, then closes it.
     pub fn close_after(mut self, n: u64) -> Self {
         self.close_after = Some(n.max(1));
         self

@@ -32,7 +32,7 @@ pub(super) fn write(views: &[View], dropped: u64) -> String {
          th:first-child,td:first-child{text-align:left}\
          .legend span{display:inline-block;margin-right:14px}\
          .legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-2px}\
-         svg text{font:11px ui-monospace,monospace}\
+         svg text{font:11px ui-monospace,monospace;white-space:pre}\
          .axis line{stroke:#ddd}.axis text{fill:#777}\
          .failed text{fill:#c62828}\n",
     );
