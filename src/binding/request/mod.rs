@@ -201,16 +201,13 @@ impl RequestCtx {
         self.id
     }
 
-    /// Delivers one event to the request's hooks (invariant 2), stamped outside the request's
-    /// lock: never before an event delivered already (see [`on_wire`](Self::on_wire)).
+    /// Delivers one event to the request's hooks (invariant 2).
     // inlined, the event is built and dropped where its variant is known: most variants have
     // nothing to drop
     #[inline]
     #[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
-    pub(crate) fn emit(&self, mut event: Event) {
-        let mut st = self.lock();
-        event.set_at(Self::on_wire(&st, event.at()));
-        self.deliver_locked(&mut st, &event);
+    pub(crate) fn emit(&self, event: Event) {
+        self.deliver(&event);
     }
 
     /// Delivers one event that the caller keeps.
@@ -219,9 +216,27 @@ impl RequestCtx {
         self.deliver_locked(&mut st, event);
     }
 
-    /// Delivers an event with the request's lock held.
+    /// Delivers an event with the request's lock held, never stamped before the request's
+    /// previous event: one stamped earlier (seen on the connection's or a dial's task, or read
+    /// before, while the request's own task delivered a later one: a race of microseconds
+    /// between two threads) takes that event's instant, so the request's events stay in time
+    /// order.
     #[inline]
     fn deliver_locked(&self, st: &mut ReqState, event: &Event) {
+        match st.last_at {
+            Some(last) if event.at() < last => {
+                // rare: a copy, restamped
+                let mut late = event.clone();
+                late.set_at(last);
+                self.deliver_in_order(st, &late);
+            }
+            _ => self.deliver_in_order(st, event),
+        }
+    }
+
+    /// [`deliver_locked`](Self::deliver_locked) of an event in time order.
+    #[inline]
+    fn deliver_in_order(&self, st: &mut ReqState, event: &Event) {
         Self::note(st, event);
         self.trace.emit_for(self.id, event);
         if let Some(recorded) = &self.recorded {
@@ -229,23 +244,13 @@ impl RequestCtx {
         }
     }
 
-    /// Delivers an event seen on the connection's task that only concerns a request still in
-    /// progress (nothing once it ended), stamped [`on_wire`](Self::on_wire).
-    pub(crate) fn emit_in_progress(&self, mut event: Event) {
+    /// Delivers an event that only concerns a request still in progress: nothing once it ended.
+    pub(crate) fn emit_in_progress(&self, event: Event) {
         let mut st = self.lock();
         if st.finished {
             return;
         }
-        event.set_at(Self::on_wire(&st, event.at()));
         self.deliver_locked(&mut st, &event);
-    }
-
-    /// The instant of an event the connection's task saw `at` (a read or write completed):
-    /// `at`, or the request's last event if its own task delivered a later one meanwhile (two
-    /// threads, a race of microseconds), so that the request's events stay in time order.
-    #[inline]
-    fn on_wire(st: &ReqState, at: Instant) -> Instant {
-        st.last_at.map_or(at, |last| at.max(last))
     }
 
     /// The request got its connection: `GotConn`, built by `make` with the instant it is
@@ -293,7 +298,8 @@ impl RequestCtx {
             Some(at) if st.reads_followed => at.min(now),
             _ => now,
         };
-        let event = make(st.last_at.map_or(read, |last| read.max(last)));
+        // delivered at the request's previous event's instant if that is later
+        let event = make(read);
         self.deliver_locked(&mut st, &event);
     }
 
@@ -306,10 +312,8 @@ impl RequestCtx {
         if st.finished {
             return;
         }
-        for mut event in events {
-            // stamped by the dial's task
-            event.set_at(Self::on_wire(&st, event.at()));
-            self.deliver_locked(&mut st, &event);
+        for event in &events {
+            self.deliver_locked(&mut st, event);
         }
     }
 
@@ -321,8 +325,7 @@ impl RequestCtx {
             return;
         }
         let event = make(crate::util::now());
-        if let Some(mut closed) = st.closed_after_response.take() {
-            closed.set_at(Self::on_wire(&st, closed.at()));
+        if let Some(closed) = st.closed_after_response.take() {
             self.deliver_locked(&mut st, &closed);
         }
         self.detach_dials(&mut st, event.at());
@@ -338,8 +341,6 @@ impl RequestCtx {
         if st.finished {
             return;
         }
-        let mut event = event;
-        event.set_at(Self::on_wire(&st, event.at()));
         match st.last_read {
             Some(_) => st.closed_after_response = Some(event),
             None => self.deliver_locked(&mut st, &event),
@@ -472,7 +473,6 @@ impl RequestCtx {
         let mut st = self.lock();
         st.last_read = Some(at);
         if first && !st.finished {
-            let at = Self::on_wire(&st, at);
             let event = Event::GotFirstResponseByte(GotFirstResponseByteInfo { at });
             self.deliver_locked(&mut st, &event);
         }
@@ -490,7 +490,6 @@ impl RequestCtx {
     /// under one lock; nothing once the request ended.
     pub(super) fn wrote(&self, at: Instant, headers: bool, request: bool) {
         let mut st = self.lock();
-        let at = Self::on_wire(&st, at);
         if st.finished {
             if request {
                 self.upload_ended(&mut st, at, None);
@@ -530,7 +529,6 @@ impl RequestCtx {
     pub(super) fn write_failed(&self, at: Instant, error: SharedError) {
         self.mark_conn_broken();
         let mut st = self.lock();
-        let at = Self::on_wire(&st, at);
         if st.finished {
             self.upload_ended(&mut st, at, Some(error));
             return;
@@ -608,8 +606,7 @@ impl RequestCtx {
         }
         let now = crate::util::now();
         let closed = st.closed_after_response.take();
-        if let (Some(mut closed), false) = (closed, ok) {
-            closed.set_at(Self::on_wire(&st, closed.at()));
+        if let (Some(closed), false) = (closed, ok) {
             self.deliver_locked(&mut st, &closed);
         }
         // PutIdleConn first: it happened when the response's last byte was read (or the
@@ -625,8 +622,7 @@ impl RequestCtx {
             st.upload_after_end = Some(put);
             st.upload_keeper = Some(self.clone());
         } else if let Some(conn_id) = put {
-            let read = st.last_read.unwrap_or(now).min(now);
-            let at = st.last_at.map_or(read, |last| read.max(last));
+            let at = st.last_read.unwrap_or(now).min(now);
             let event = Event::PutIdleConn(PutIdleConnInfo { at, conn_id });
             self.deliver_locked(&mut st, &event);
         }
