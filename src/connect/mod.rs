@@ -45,6 +45,8 @@ mod transport;
 pub use self::connector::{ConnectFuture, InspectTls, NoTls, TracingConnector};
 pub use self::io::TracedIo;
 pub use self::per_address::PerAddressConnector;
+#[cfg(feature = "reqwest")]
+pub(crate) use self::resolver::DnsGuard;
 pub use self::resolver::{Addrs, ResolveFuture, TracingResolver};
 #[cfg(feature = "rustls")]
 pub use self::tls::{HttpsStack, HttpsStackBuilder, Rustls};

@@ -68,16 +68,29 @@ where
         }
         ResolveFuture {
             inner: self.inner.call(name),
-            dial: dial.map(|dial| DnsGuard { dial, done: false }),
+            dial: dial.map(DnsGuard::new),
         }
     }
 }
 
-/// Reports the lookup as canceled if its future is dropped before it finished.
+/// Reports a lookup's end to its dial ([`done`](Self::done)), or the lookup as canceled if its
+/// future is dropped before it finished (`TracingResolver`'s, and reqwest's `TracingResolve`).
 #[derive(Debug)]
-struct DnsGuard {
+pub(crate) struct DnsGuard {
     dial: Arc<DialCtx>,
     done: bool,
+}
+
+impl DnsGuard {
+    pub(crate) fn new(dial: Arc<DialCtx>) -> Self {
+        Self { dial, done: false }
+    }
+
+    /// The lookup ended with `result`: `DNSDone`.
+    pub(crate) fn done(&mut self, result: Result<Vec<SocketAddr>, SharedError>) {
+        self.done = true;
+        self.dial.dns_done(result);
+    }
 }
 
 impl Drop for DnsGuard {
@@ -118,16 +131,15 @@ where
                     .map_err(SharedError::new),
             );
         };
-        guard.done = true;
         Poll::Ready(match result {
             Ok(iter) => {
                 let addrs: Vec<SocketAddr> = iter.collect();
-                guard.dial.dns_done(Ok(addrs.clone()));
+                guard.done(Ok(addrs.clone()));
                 Ok(Addrs(AddrsInner::Collected(addrs.into_iter())))
             }
             Err(err) => {
                 let err = SharedError::new(err);
-                guard.dial.dns_done(Err(err.clone()));
+                guard.done(Err(err.clone()));
                 Err(err)
             }
         })

@@ -7,8 +7,9 @@ use hyper_util::client::legacy::connect::dns::{GaiResolver, Name as HyperName};
 use tower_service::Service;
 
 use super::BoxError;
-use crate::binding::{self, DialCtx};
-use crate::error::{Canceled, SharedError};
+use crate::binding;
+use crate::connect::DnsGuard;
+use crate::error::SharedError;
 
 /// A `reqwest::dns::Resolve` that reports `DNSStart` and `DNSDone` to the request whose connect
 /// is resolving: on hyper-util's `GaiResolver` ([`TracingResolve::gai`]), or around your own
@@ -76,19 +77,17 @@ impl reqwest::dns::Resolve for TracingResolve {
         };
         let Some(dial) = dial else { return lookup };
         dial.dns_start(&host);
-        let mut guard = DnsGuard { dial, done: false };
+        let mut guard = DnsGuard::new(dial);
         Box::pin(async move {
-            let result = lookup.await;
-            guard.done = true;
-            match result {
+            match lookup.await {
                 Ok(addrs) => {
                     let addrs: Vec<SocketAddr> = addrs.collect();
-                    guard.dial.dns_done(Ok(addrs.clone()));
+                    guard.done(Ok(addrs.clone()));
                     Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
                 }
                 Err(err) => {
                     let err = SharedError::new(err);
-                    guard.dial.dns_done(Err(err.clone()));
+                    guard.done(Err(err.clone()));
                     Err(Box::new(err) as BoxError)
                 }
             }
@@ -99,18 +98,4 @@ impl reqwest::dns::Resolve for TracingResolve {
 fn host_name(host: &str) -> Result<HyperName, BoxError> {
     host.parse::<HyperName>()
         .map_err(|e| Box::new(e) as BoxError)
-}
-
-struct DnsGuard {
-    dial: Arc<DialCtx>,
-    done: bool,
-}
-
-impl Drop for DnsGuard {
-    fn drop(&mut self) {
-        if !self.done {
-            let canceled = Canceled::new("DNS lookup");
-            self.dial.dns_done(Err(SharedError::new(canceled)));
-        }
-    }
 }
