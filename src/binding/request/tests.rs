@@ -10,6 +10,21 @@ fn failed(at: Instant) -> Event {
     })
 }
 
+/// `ctx` got connection #3, a new one, at `at`.
+fn got_fresh_conn(ctx: &RequestCtx, at: Instant) {
+    ctx.deliver(&Event::GotConn(GotConnInfo {
+        at,
+        reused: false,
+        was_idle: false,
+        idle_time: std::time::Duration::ZERO,
+        conn_id: 3,
+        local_addr: None,
+        remote_addr: None,
+        http2: None,
+        derived: None,
+    }));
+}
+
 #[test]
 fn one_terminal_event_and_nothing_in_progress_after_it() {
     let rec = Recorder::new();
@@ -27,17 +42,7 @@ fn put_idle_conn_comes_before_the_body_done_stamped_at_the_last_read() {
     let rec = Recorder::new();
     let ctx = RequestCtx::new(rec.trace());
     let t0 = crate::util::now();
-    ctx.deliver(&Event::GotConn(GotConnInfo {
-        at: t0,
-        reused: false,
-        was_idle: false,
-        idle_time: std::time::Duration::ZERO,
-        conn_id: 3,
-        local_addr: None,
-        remote_addr: None,
-        http2: None,
-        derived: None,
-    }));
+    got_fresh_conn(&ctx, t0);
     ctx.wrote(t0, true, true);
     ctx.read(t0, true);
     ctx.response_body(true, false);
@@ -68,17 +73,7 @@ fn an_upload_still_going_when_the_response_ends_comes_after_it() {
     let rec = Recorder::new();
     let ctx = RequestCtx::new(rec.trace());
     let t0 = crate::util::now();
-    ctx.deliver(&Event::GotConn(GotConnInfo {
-        at: t0,
-        reused: false,
-        was_idle: false,
-        idle_time: std::time::Duration::ZERO,
-        conn_id: 3,
-        local_addr: None,
-        remote_addr: None,
-        http2: None,
-        derived: None,
-    }));
+    got_fresh_conn(&ctx, t0);
     ctx.read(t0, true);
     ctx.response_body(true, false);
     ctx.response_ended();
