@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response, Uri};
 use hyper::body::{Body, Incoming};
 use hyper::service::Service as HyperService;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use tower_service::Service;
 
 use super::plan::Plan;
@@ -133,7 +133,7 @@ where
     B::Error: Into<BoxError>,
 {
     tokio::spawn(async move {
-        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
             .serve_connection(io, service)
             .await;
     });
@@ -142,7 +142,6 @@ where
 #[cfg(not(feature = "http2"))]
 fn serve_h2<S>(io: TokioIo<BreakAfter>, service: CloseAfter<S>) {
     // no HTTP/2 server without the feature: the connection is dropped, and its request fails
-    let _ = TokioExecutor::new();
     drop((io, service));
 }
 
