@@ -335,6 +335,13 @@ async fn a_headless_browser_renders_the_rows() {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
+                // the page is a file: the browser's own traffic (updates, safe browsing,
+                // metrics) is off, and anything it still tries goes to a dead local proxy
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--proxy-server=127.0.0.1:9",
+                "--proxy-bypass-list=<-loopback>",
             ])
             .args(args)
             .arg(&url)
